@@ -9,6 +9,7 @@ import { CliError } from './output.js';
 async function loadCommands(): Promise<CommandSpec[]> {
   const groups = await Promise.all([
     import('./seed.js'),
+    import('./baremetal.js'),
   ]);
   return groups.flatMap((g) => g.commands as CommandSpec[]);
 }

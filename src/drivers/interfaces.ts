@@ -115,6 +115,10 @@ export interface DeployInterface extends BaseInterface {
   executeCleanStep(task: Task, step: CleanStep, args: Record<string, unknown>): Promise<StepResult>;
   /** Called for each agent heartbeat while the node waits; returns 'done' when the waiting step finished. */
   heartbeat?(task: Task, payload: Record<string, unknown>): Promise<StepResult>;
+  /** Before clean steps run (e.g. boot the ramdisk). 'wait' = steps run once the agent is up. */
+  prepareCleaning?(task: Task): Promise<StepResult>;
+  /** After cleaning finished or was aborted. */
+  tearDownCleaning?(task: Task): Promise<void>;
 }
 
 export interface InspectInterface extends BaseInterface {

@@ -1,0 +1,73 @@
+/**
+ * The routes the ramdisk agent uses: lookup (find my node by MAC) and heartbeat. They need no
+ * Keystone token; a per-deployment agent token, handed out once at lookup, authenticates the
+ * agent instead, and is never valid for another node.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Db } from '../../store/db.js';
+import { ApiError, Router, badRequest, notFound } from '../http.js';
+import { findNode, updateNode } from '../../store/nodes.js';
+import { isMac, normalizeMac } from '../../util/ids.js';
+import { S } from '../../conductor/states.js';
+import { Dispatcher } from './dispatch.js';
+import { BAREMETAL_PREFIX, nodeLocked, objectBody } from './common.js';
+
+/** States in which a node's ramdisk may look itself up and call back. */
+export const AGENT_STATES: ReadonlySet<string> = new Set([S.DEPLOYING, S.DEPLOYWAIT, S.CLEANING, S.CLEANWAIT, S.INSPECTING, S.INSPECTWAIT, S.RESCUING, S.RESCUEWAIT]);
+
+export function agentRoutes(router: Router, db: Db, dispatcher: Dispatcher, heartbeatTimeoutS = 300): void {
+  const pub = { style: 'ironic' as const, public: true };
+  const V = `${BAREMETAL_PREFIX}/v1`;
+
+  router.add(pub, 'GET', `${V}/lookup`, async (req) => {
+    const raw = req.query.get('addresses') ?? '';
+    const macs = raw.split(',').map((s) => s.trim()).filter(Boolean);
+    const bad = macs.find((m) => !isMac(m));
+    if (bad) throw badRequest(`Invalid MAC address in addresses: '${bad}'.`);
+    const nodeUuid = req.query.get('node_uuid');
+    if (!macs.length && !nodeUuid) throw badRequest('One of addresses and node_uuid parameters is required');
+    let node;
+    if (nodeUuid) node = await findNode(db, nodeUuid);
+    else {
+      const rows = await db.all<{ uuid: string }>(`SELECT DISTINCT n.uuid FROM ports p JOIN nodes n ON n.id = p.node_id WHERE p.address IN (${macs.map(() => '?').join(', ')})`, macs.map(normalizeMac));
+      if (rows.length > 1) throw new ApiError(409, `The addresses ${macs.join(', ')} belong to more than one node.`);
+      if (rows.length) node = await findNode(db, rows[0]!.uuid);
+    }
+    if (!node || !AGENT_STATES.has(node.provision_state)) throw notFound('Node with the given addresses could not be found or is not waiting for an agent.');
+    let token = node.driver_internal_info.agent_secret_token as string | undefined;
+    let shown = '******';
+    if (!token) {
+      token = randomBytes(32).toString('base64url');
+      shown = token;
+      const info = { ...node.driver_internal_info, agent_secret_token: token };
+      await updateNode(db, node.id, { driver_internal_info: info });
+    }
+    return {
+      body: {
+        node: { uuid: node.uuid, properties: node.properties, instance_info: { image_source: node.instance_info.image_source ?? null }, driver_internal_info: { agent_url: node.driver_internal_info.agent_url ?? null } },
+        config: { heartbeat_timeout: heartbeatTimeoutS, agent_token: shown, agent_token_required: true },
+      },
+    };
+  });
+
+  router.add(pub, 'POST', `${V}/heartbeat/:node`, async (req) => {
+    const node = await findNode(db, req.params.node!);
+    if (!node) throw notFound(`Node ${req.params.node} could not be found.`);
+    const b = objectBody(req, 'heartbeat');
+    const want = node.driver_internal_info.agent_secret_token;
+    const got = b.agent_token;
+    if (typeof want !== 'string' || typeof got !== 'string' || got.length !== want.length || !timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
+      throw new ApiError(403, 'Invalid or missing agent token received.');
+    }
+    if (!AGENT_STATES.has(node.provision_state)) throw new ApiError(409, `Node ${node.uuid} is in state ${node.provision_state}, not waiting for its agent.`);
+    if (node.reservation) throw nodeLocked(node.uuid, node.reservation);
+    if (typeof b.callback_url === 'string') {
+      await updateNode(db, node.id, { driver_internal_info: { ...node.driver_internal_info, agent_url: b.callback_url, agent_last_heartbeat: new Date().toISOString() } });
+    }
+    await dispatcher.call(node, 'heartbeat', { payload: b }, true, 120_000).catch((e) => {
+      if (e instanceof ApiError && e.status === 409) throw e;
+      throw e;
+    });
+    return { status: 202 };
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * `ooo seed up` (everything in one process), `ooo serve --only ...` (some services), and
+ * `ooo seed demo` (simulated machines taken through their whole life cycle).
+ */
+import type { CommandSpec, Parsed } from './args.js';
+import { str } from './args.js';
+import { ConfigError, DEFAULT_PORT, defaultDataDir, parseListen, parseOnly, ServiceConfig } from '../services/config.js';
+import { startSeed } from '../services/seed.js';
+import { CliError, EXIT, print } from './output.js';
+import { Cloud, loadCloud } from '../client/cloud.js';
+import { CLOUD_FLAGS, guarded, waitForNodes } from './common.js';
+import { importNodes } from './baremetal.js';
+import { configureLogging } from '../util/log.js';
+
+const SERVICE_FLAGS: CommandSpec['flags'] = {
+  'data-dir': { type: 'string', help: 'where the database, logs and clouds.yaml live (env OOO_DATA_DIR)', value: 'DIR' },
+  listen: { type: 'string', help: `address for the APIs (env OOO_LISTEN)`, value: 'HOST:PORT', default: undefined },
+  database: { type: 'string', help: 'sqlite:///PATH (default: DIR/ooo.sqlite) or postgresql://USER@HOST/DB (env OOO_DATABASE)', value: 'URL' },
+  'public-url': { type: 'string', help: 'URL clients should use (default: from --listen)', value: 'URL' },
+  'conductor-name': { type: 'string', help: 'this conductor\'s name (default: the host name)', value: 'NAME' },
+  'conductor-group': { type: 'string', help: 'conductor group this conductor serves', default: '', value: 'GROUP' },
+  'admin-password': { type: 'string', help: 'admin password on first start (default: generated; env OOO_ADMIN_PASSWORD)', value: 'PASSWORD' },
+  'wait-timeout': { type: 'number', help: 'seconds a node may wait for its ramdisk before failing', value: 'SECONDS' },
+  'power-sync-interval': { type: 'number', help: 'seconds between power-state syncs', value: 'SECONDS' },
+  quiet: { type: 'boolean', help: 'log to the file only, not to the terminal' },
+};
+
+function config(p: Parsed, only: string | undefined): ServiceConfig {
+  try {
+    const { host, port } = parseListen(str(p, 'listen') ?? process.env.OOO_LISTEN ?? `127.0.0.1:${DEFAULT_PORT}`);
+    return {
+      dataDir: str(p, 'data-dir') ?? defaultDataDir(), host, port,
+      database: str(p, 'database') ?? process.env.OOO_DATABASE ?? '',
+      publicUrl: str(p, 'public-url') ?? process.env.OOO_PUBLIC_URL,
+      only: parseOnly(only),
+      conductorName: str(p, 'conductor-name') ?? process.env.OOO_CONDUCTOR_NAME,
+      conductorGroup: str(p, 'conductor-group') ?? '',
+      adminPassword: str(p, 'admin-password') ?? process.env.OOO_ADMIN_PASSWORD,
+      waitTimeoutS: p.flags['wait-timeout'] as number | undefined,
+      powerSyncS: p.flags['power-sync-interval'] as number | undefined,
+    };
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError(e.message, EXIT.usage);
+    throw e;
+  }
+}
+
+/** Runs until SIGINT/SIGTERM, then stops cleanly. */
+async function serve(p: Parsed, only: string | undefined, demo?: number): Promise<number> {
+  if (p.flags.quiet) configureLogging({ stderr: false });
+  const cfg = config(p, only);
+  let seed;
+  try {
+    seed = await startSeed(cfg);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${cfg.host}:${cfg.port}: the address is in use (another seed running? choose --listen)`, EXIT.unavailable);
+    if (err.code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${cfg.host}:${cfg.port}: no such local address`, EXIT.usage);
+    if (err.code === 'ECONNREFUSED' || /password authentication|does not exist/.test(err.message)) throw new CliError(`cannot open the database: ${err.message}`, EXIT.unavailable);
+    throw e;
+  }
+  const services = [...cfg.only].join(' + ');
+  print(`ooo ${services} running${seed.url ? ` at ${seed.url}` : ''} (data: ${cfg.dataDir})`);
+  if (seed.url) print(`  export OS_CLIENT_CONFIG_FILE=${seed.cloudsYaml} OS_CLOUD=ooo`);
+  const done = new Promise<void>((resolve) => {
+    const stop = (sig: string) => { print(`\n${sig}: stopping`); resolve(); };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  if (demo) {
+    process.env.OS_CLIENT_CONFIG_FILE = seed.cloudsYaml;
+    runDemo(new Cloud(loadCloud('ooo')), demo, 'demo-').then(
+      (code) => print(code === 0 ? `demo finished: every node went enroll -> manageable -> available -> active -> available. The seed keeps running; Ctrl-C stops it.` : `demo ended with failures (exit ${code}); see 'ooo node history NODE'.`),
+      (e) => print(`demo failed: ${(e as Error).message}`),
+    );
+  }
+  await done;
+  await seed.stop();
+  print('stopped');
+  return EXIT.ok;
+}
+
+/** Enrolls N simulated machines and takes them through their whole life cycle. */
+export async function runDemo(cloud: Cloud, count: number, prefix: string): Promise<number> {
+  const existing = await cloud.baremetal<{ nodes: { name: string | null }[] }>('GET', '/v1/nodes?fields=name');
+  const taken = new Set(existing.nodes.map((n) => n.name));
+  const names: string[] = [];
+  for (let i = 0; names.length < count; i++) if (!taken.has(`${prefix}${i}`)) names.push(`${prefix}${i}`);
+  print(`enrolling ${count} simulated machines: ${names.join(', ')}`);
+  await importNodes(cloud, names.map((name, i) => ({
+    name, driver: 'sim', resource_class: 'baremetal',
+    driver_info: { sim_delay_ms: 300, sim_deploy_s: 2, sim_cpus: 8 + 8 * (i % 3), sim_memory_mb: 32768, sim_disk_gb: 240 },
+    ports: [{ address: `52:54:00:de:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` }],
+  })));
+  const step = async (label: string, verb: string, target: string, body: Record<string, unknown> = {}) => {
+    print(`\n== ${label}`);
+    for (const n of names) await cloud.baremetal('PUT', `/v1/nodes/${n}/states/provision`, { target: verb, ...body });
+    const code = await waitForNodes(cloud, names, target, 600);
+    if (code) throw new CliError(`${label} did not finish`, code);
+  };
+  await step('manage (verify the BMCs)', 'manage', 'manageable');
+  await step('inspect (discover hardware)', 'inspect', 'manageable');
+  await step('provide (clean, make available)', 'provide', 'available');
+  for (const n of names) await cloud.baremetal('PATCH', `/v1/nodes/${n}`, [{ op: 'add', path: '/instance_info/image_source', value: 'demo-image' }]);
+  await step('deploy', 'active', 'active');
+  await step('undeploy (tear down, clean)', 'deleted', 'available');
+  return EXIT.ok;
+}
+
+export const commands: CommandSpec[] = [
+  {
+    path: ['seed', 'up'], summary: 'start the seed (all services in one process) in the foreground',
+    flags: { ...SERVICE_FLAGS, demo: { type: 'number', help: 'also enroll N simulated machines and take them through their life cycle', value: 'N' } },
+    run: (p) => serve(p, undefined, p.flags.demo as number | undefined),
+  },
+  {
+    path: ['serve'], summary: 'run some of the services (e.g. --only conductor) against a shared database',
+    flags: { ...SERVICE_FLAGS, only: { type: 'string', help: 'services to run: api, conductor (comma-separated)', value: 'LIST' } },
+    run: (p) => serve(p, str(p, 'only')),
+  },
+  {
+    path: ['seed', 'demo'], summary: 'enroll simulated machines into a running seed and take them through their life cycle',
+    flags: { ...CLOUD_FLAGS, nodes: { type: 'number', help: 'how many machines', default: 4 }, prefix: { type: 'string', help: 'node name prefix', default: 'demo-' } },
+    run: (p) => guarded(async () => {
+      const { cloudOf } = await import('./common.js');
+      return runDemo(cloudOf(p), p.flags.nodes as number, String(p.flags.prefix));
+    }),
+  },
+];
