@@ -70,7 +70,7 @@ export async function waitForNodes(cloud: Cloud, idents: string[], target: strin
       const n = await cloud.baremetal<Record<string, string | null>>('GET', `/v1/nodes/${encodeURIComponent(id)}?fields=uuid,name,provision_state,target_provision_state,last_error,reservation`);
       const state = n.provision_state ?? 'available';
       const label = n.name ?? n.uuid ?? id;
-      const rest = !n.target_provision_state && !n.reservation;
+      const rest = (!n.target_provision_state || FAILED_STATES.has(state)) && !n.reservation;
       if (last.get(id) !== state) {
         last.set(id, state);
         if (!quiet) process.stderr.write(`${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s  ${label}: ${state}${n.target_provision_state ? ` -> ${n.target_provision_state}` : ''}\n`);

@@ -21,7 +21,7 @@ export const normalizeMac = (s: string): string => s.toLowerCase().replace(/-/g,
 /** OpenStack's time format in API bodies: ISO 8601 with +00:00. */
 export function apiTime(iso: string | null | undefined): string | null {
   if (!iso) return null;
-  return iso.replace(/Z$/, '+00:00');
+  return iso.replace(/\.\d+Z$/, '+00:00').replace(/Z$/, '+00:00');
 }
 
 export function generatePassword(bytes = 18): string {

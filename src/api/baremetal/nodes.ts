@@ -8,8 +8,8 @@ import { AuthContext, authOf } from '../auth.js';
 import { API_FIELDS, FIELD_SINCE, INTERFACE_FIELDS, LIST_FIELDS, NodeRecord, fieldAllowed, maskSecrets } from '../../model/node.js';
 import { addHistory, findNode, insertNode, listNodes, updateNode } from '../../store/nodes.js';
 import { applyPatch, PatchError } from '../../util/jsonpatch.js';
-import { apiTime, canonicalUuid, isUuid } from '../../util/ids.js';
-import { hardwareType } from '../../drivers/registry.js';
+import { apiTime, isUuid } from '../../util/ids.js';
+import { defaultInterfaces, hardwareType } from '../../drivers/registry.js';
 import { checkInterface } from '../../drivers/compose.js';
 import { INTERFACE_KINDS, InterfaceKind } from '../../drivers/interfaces.js';
 import { S, VERBS, WAIT_STATES } from '../../conductor/states.js';
@@ -187,6 +187,9 @@ export function nodeRoutes(router: Router, db: Db, dispatcher: Dispatcher, ring:
     }
     const fields: Record<string, unknown> = {};
     for (const k of CREATE_FIELDS) if (b[k] !== undefined && k !== 'chassis_uuid' && k !== 'uuid') fields[k] = b[k];
+    // As Ironic: the node records the interface each kind resolves to.
+    const defaults = defaultInterfaces(type);
+    for (const kind of INTERFACE_KINDS) if (fields[`${kind}_interface`] === undefined) fields[`${kind}_interface`] = defaults[kind];
     if (uuid) fields.uuid = uuid;
     if (fields.instance_uuid) fields.instance_uuid = uuidParam(fields.instance_uuid, 'instance_uuid');
     const node = await insertNode(db, {
@@ -260,7 +263,8 @@ export function nodeRoutes(router: Router, db: Db, dispatcher: Dispatcher, ring:
     const type = hardwareType(driver);
     if (!type) throw badRequest(`The driver '${driver}' is unknown.`);
     if (changes.driver !== undefined && resetInterfaces !== false) {
-      for (const f of INTERFACE_FIELDS) if (!(f in changes)) changes[f] = null;
+      const defaults = defaultInterfaces(type);
+      for (const kind of INTERFACE_KINDS) if (!(`${kind}_interface` in changes) || changes[`${kind}_interface`] === null) changes[`${kind}_interface`] = defaults[kind];
     } else if (resetInterfaces && changes.driver === undefined) {
       throw badRequest('The reset_interfaces parameter can be set only when the node driver is updated.');
     }
@@ -509,5 +513,4 @@ export function nodeRoutes(router: Router, db: Db, dispatcher: Dispatcher, ring:
   // ---- VIFs (no tenant networking in the seed: always empty) ----
   router.add(style, 'GET', `${P}/:node/vifs`, async (req) => { await getNode(req); return { body: { vifs: [] } }; });
 
-  void canonicalUuid;
 }
