@@ -378,12 +378,13 @@ export function identityRoutes(router: Router, identity: Identity, prefix = '/id
        LEFT JOIN projects p ON a.target_type = 'project' AND p.id = a.target_id
        ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY u.name, r.name`, vals);
     const names = q.has('include_names');
+    const domainNames = new Map((await db.all<DomainRow>('SELECT * FROM domains')).map((d) => [d.id, d.name]));
     return {
       body: {
         role_assignments: rows.map((r) => ({
           role: names ? { id: r.role_id, name: r.role_name } : { id: r.role_id },
-          user: names ? { id: r.actor_id, name: r.user_name, domain: { id: r.user_domain } } : { id: r.actor_id },
-          scope: r.target_type === 'system' ? { system: { all: true } } : { project: names ? { id: r.target_id, name: r.project_name, domain: { id: r.project_domain } } : { id: r.target_id } },
+          user: names ? { id: r.actor_id, name: r.user_name, domain: { id: r.user_domain, name: domainNames.get(r.user_domain) ?? r.user_domain } } : { id: r.actor_id },
+          scope: r.target_type === 'system' ? { system: { all: true } } : { project: names ? { id: r.target_id, name: r.project_name, domain: { id: r.project_domain, name: domainNames.get(r.project_domain ?? '') ?? r.project_domain } } : { id: r.target_id } },
           links: { assignment: `${base(req)}/v3/${r.target_type === 'system' ? 'system' : `projects/${r.target_id}`}/users/${r.actor_id}/roles/${r.role_id}` },
         })),
         links: collectionLinks(req, 'role_assignments'),
