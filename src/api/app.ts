@@ -20,9 +20,9 @@ export const IDENTITY_PREFIX = '/identity';
 
 export interface ApiApp { server: HttpServer; identity: Identity; router: Router }
 
-export function buildApi(db: Db, identity: Identity, publicUrl: () => string): ApiApp {
+export function buildApi(db: Db, identity: Identity, publicUrl: () => string, deadAfterS?: number): ApiApp {
   const router = new Router();
-  const ring = new ConductorRing(db);
+  const ring = new ConductorRing(db, deadAfterS);
   const dispatcher = new Dispatcher(db, ring);
   router.styleFor(BAREMETAL_PREFIX, 'ironic');
   identityRoutes(router, identity, IDENTITY_PREFIX);

@@ -22,6 +22,7 @@ const SERVICE_FLAGS: CommandSpec['flags'] = {
   'admin-password': { type: 'string', help: 'admin password on first start (default: generated; env OOO_ADMIN_PASSWORD)', value: 'PASSWORD' },
   'wait-timeout': { type: 'number', help: 'seconds a node may wait for its ramdisk before failing', value: 'SECONDS' },
   'power-sync-interval': { type: 'number', help: 'seconds between power-state syncs', value: 'SECONDS' },
+  'conductor-timeout': { type: 'number', help: 'seconds without a heartbeat before a conductor counts as dead and its nodes are taken over', value: 'SECONDS' },
   quiet: { type: 'boolean', help: 'log to the file only, not to the terminal' },
 };
 
@@ -38,6 +39,7 @@ function config(p: Parsed, only: string | undefined): ServiceConfig {
       adminPassword: str(p, 'admin-password') ?? process.env.OOO_ADMIN_PASSWORD,
       waitTimeoutS: p.flags['wait-timeout'] as number | undefined,
       powerSyncS: p.flags['power-sync-interval'] as number | undefined,
+      deadAfterS: (p.flags['conductor-timeout'] as number | undefined) ?? (process.env.OOO_CONDUCTOR_TIMEOUT ? Number(process.env.OOO_CONDUCTOR_TIMEOUT) : undefined),
     };
   } catch (e) {
     if (e instanceof ConfigError) throw new CliError(e.message, EXIT.usage);

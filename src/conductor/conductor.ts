@@ -53,7 +53,7 @@ export class Conductor {
     this.hostname = opts.hostname ?? osHostname();
     this.group = opts.group ?? '';
     this.opts = {
-      hostname: this.hostname, group: this.group, heartbeatS: opts.heartbeatS ?? 5, deadAfterS: opts.deadAfterS ?? DEFAULT_DEAD_AFTER_S,
+      hostname: this.hostname, group: this.group, heartbeatS: opts.heartbeatS ?? Math.max(1, Math.min(5, (opts.deadAfterS ?? DEFAULT_DEAD_AFTER_S) / 4)), deadAfterS: opts.deadAfterS ?? DEFAULT_DEAD_AFTER_S,
       powerSyncS: opts.powerSyncS ?? 60, waitTimeoutS: opts.waitTimeoutS ?? 1800, workers: opts.workers ?? 64,
       automatedClean: opts.automatedClean ?? true, pollMs: opts.pollMs ?? 500,
     };

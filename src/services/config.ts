@@ -17,6 +17,8 @@ export interface ServiceConfig {
   adminPassword?: string;
   waitTimeoutS?: number;
   powerSyncS?: number;
+  /** Seconds without a heartbeat after which a conductor is dead and its nodes are taken over. */
+  deadAfterS?: number;
 }
 
 export function defaultDataDir(): string {

@@ -43,7 +43,7 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
 
   if (cfg.only.has('api')) {
     let publicUrl = cfg.publicUrl ?? '';
-    const app = buildApi(db, identity, () => publicUrl);
+    const app = buildApi(db, identity, () => publicUrl, cfg.deadAfterS);
     const addr = await app.server.listen(cfg.port, cfg.host);
     if (!publicUrl) {
       const h = addr.address === '0.0.0.0' || addr.address === '::' ? hostname() : addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -60,7 +60,7 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
 
   let conductor: Conductor | undefined;
   if (cfg.only.has('conductor')) {
-    conductor = new Conductor(db, { hostname: cfg.conductorName, group: cfg.conductorGroup, waitTimeoutS: cfg.waitTimeoutS, powerSyncS: cfg.powerSyncS });
+    conductor = new Conductor(db, { hostname: cfg.conductorName, group: cfg.conductorGroup, waitTimeoutS: cfg.waitTimeoutS, powerSyncS: cfg.powerSyncS, deadAfterS: cfg.deadAfterS });
     await conductor.start();
   }
 
