@@ -260,6 +260,11 @@ export class Conductor {
     throw new Error(`unknown task action '${action}'`);
   }
 
+  /** The power state after an operation, as the BMC reports it (null when it cannot say). */
+  private async readPower(task: Task, d: ResolvedDriver): Promise<string | null> {
+    try { return await d.power.getPowerState(task); } catch { return null; }
+  }
+
   private async doVerify(node: NodeRecord, task: Task, d: ResolvedDriver): Promise<void> {
     try {
       await d.power.validate(task);
@@ -318,7 +323,7 @@ export class Conductor {
       await task.update({ driver_internal_info: { clean_steps: undefined, clean_step_index: undefined, cleaning_manual: undefined } });
       const cur = (await nodeById(this.db, node.id))!;
       const isManual = manual || !!node.driver_internal_info.cleaning_manual;
-      await this.transition(cur, isManual ? 'manage' : 'done', { clean_step: {}, last_error: null });
+      await this.transition(cur, isManual ? 'manage' : 'done', { clean_step: {}, last_error: null, power_state: await this.readPower(task, d) });
     } catch (e) {
       await d.deploy.tearDownCleaning?.(task).catch(() => undefined);
       await updateNode(this.db, node.id, { clean_step: {} });
@@ -351,7 +356,7 @@ export class Conductor {
         const r = await d.deploy.deploy(task);
         if (r === 'wait') { await this.transition(node, 'wait'); return; }
       }
-      await this.transition(node, 'done', { last_error: null, deploy_step: {} });
+      await this.transition(node, 'done', { last_error: null, deploy_step: {}, power_state: await this.readPower(task, d) });
     } catch (e) {
       await this.fail(node, `Deploy of node ${node.uuid} failed: ${(e as Error).message}`);
       throw new StepFailure((e as Error).message);
