@@ -139,8 +139,8 @@ export async function makeExt4(root: string, img: string, sizeMiB: number, label
   requireTool('mke2fs');
   const uuid = uuidFrom(seed, 'rootfs');
   const env = { ...process.env, E2FSPROGS_FAKE_TIME: String(epoch), SOURCE_DATE_EPOCH: String(epoch), MKE2FS_CONFIG: '/etc/mke2fs.conf' };
-  await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', label, '-U', uuid, '-E', `hash_seed=${uuidFrom(seed, 'hash')},root_owner=0:0`, '-m', '1', '-d', root, img, `${sizeMiB}M`], { env });
-  const cmds = usedInodes(img).filter((i) => i === 2 || i >= 11).map((i) => `sif <${i}> ctime @${epoch}`);
+  await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', label, '-U', uuid, '-E', `hash_seed=${uuidFrom(seed, 'hash')},root_owner=0:0`, '-b', '4096', '-O', '^resize_inode', '-m', '1', '-d', root, img, `${sizeMiB}M`], { env });
+  const cmds = usedInodes(img).filter((i) => i === 2 || i >= 11).flatMap((i) => [`sif <${i}> ctime @${epoch}`, `sif <${i}> atime @${epoch}`]);
   const cmdFile = join(workDir, 'debugfs.cmds');
   writeFileSync(cmdFile, cmds.join('\n') + '\n');
   await run('debugfs', ['-w', '-f', cmdFile, img], { env });
