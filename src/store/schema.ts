@@ -78,7 +78,11 @@ CREATE INDEX node_tasks_conductor ON node_tasks (conductor, status, id);
 ];
 
 export async function migrate(db: Db): Promise<number> {
-  await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  // Several processes may start at once: on PostgreSQL an advisory lock serialises them.
+  await db.tx(async (t) => {
+    if (t.dialect === 'postgres') await t.get('SELECT pg_advisory_xact_lock(4242001)');
+    await t.run('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  });
   const done = new Set((await db.all<{ id: number }>('SELECT id FROM schema_migrations')).map((r) => Number(r.id)));
   let applied = 0;
   for (const m of MIGRATIONS) {
