@@ -21,6 +21,8 @@ export async function nodeById(db: Db, id: number): Promise<NodeRecord | undefin
 }
 
 export interface NodeQuery {
+  /** Columns to read (all when absent); the joined allocation/chassis UUIDs only when named. */
+  columns?: string[];
   where: string[];
   params: unknown[];
   sortKey: string;
@@ -45,7 +47,16 @@ export async function listNodes(db: Db, q: NodeQuery): Promise<NodeRecord[]> {
       params.push(mv, mv, q.marker.id);
     }
   }
-  const sql = `${SELECT}${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY ${col} ${q.sortDir.toUpperCase()}, n.id ${q.sortDir.toUpperCase()} LIMIT ?`;
+  let select = SELECT;
+  if (q.columns) {
+    const cols = new Set(['id', 'uuid', q.sortKey, ...q.columns]);
+    const joins: string[] = [];
+    const list = [...cols].filter((c) => c !== 'allocation_uuid' && c !== 'chassis_uuid').map((c) => `n.${c}`);
+    if (cols.has('allocation_uuid')) { list.push('a.uuid AS allocation_uuid'); joins.push('LEFT JOIN allocations a ON a.id = n.allocation_id'); }
+    if (cols.has('chassis_uuid')) { list.push('c.uuid AS chassis_uuid'); joins.push('LEFT JOIN chassis c ON c.id = n.chassis_id'); }
+    select = `SELECT ${list.join(', ')} FROM nodes n ${joins.join(' ')}`;
+  }
+  const sql = `${select}${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY ${col} ${q.sortDir.toUpperCase()}, n.id ${q.sortDir.toUpperCase()} LIMIT ?`;
   const rows = await db.all(sql, [...params, q.limit]);
   return rows.map(decodeNode);
 }

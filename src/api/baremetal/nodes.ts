@@ -133,7 +133,9 @@ export function nodeRoutes(router: Router, db: Db, dispatcher: Dispatcher, ring:
       marker = isUuid(pg.marker) ? await findNode(db, pg.marker) : undefined;
       if (!marker) throw badRequest(`Invalid marker: node ${pg.marker} could not be found.`);
     }
-    const nodes = await listNodes(db, { where, params, sortKey: pg.sortKey, sortDir: pg.sortDir, limit: pg.limit, marker });
+    // Read only what is shown (plus what visibility and the conductor column need).
+    const columns = fields ? [...fields.filter((f) => f !== 'conductor'), ...(fields.includes('conductor') ? ['reservation', 'driver', 'conductor_group'] : [])] : undefined;
+    const nodes = await listNodes(db, { columns, where, params, sortKey: pg.sortKey, sortDir: pg.sortDir, limit: pg.limit, marker });
     const ctx = await viewCtx(req);
     const out: Record<string, unknown> = { nodes: nodes.map((n) => {
       const r = renderNode(n, ctx, fields);
