@@ -203,12 +203,14 @@ export class Conductor {
     if (!to) throw new Error(`invalid transition '${event}' from '${cur.provision_state}'`);
     const target = extra.target_provision_state !== undefined ? extra.target_provision_state : (TARGET_OF[to] ?? null);
     const started = cur.provision_updated_at ? Date.parse(cur.provision_updated_at) : undefined;
-    await updateNode(this.db, node.id, { ...extra, provision_state: to, target_provision_state: target, provision_updated_at: now() });
     const failed = event === 'fail' || event === 'abort';
-    await addHistory(this.db, node.id, {
+    await this.db.tx(async (t) => {
+      await updateNode(t, node.id, { ...extra, provision_state: to, target_provision_state: target, provision_updated_at: now() });
+      await addHistory(t, node.id, {
       event: note ?? `${cur.provision_state} -> ${to} (${event})`,
       event_type: 'provisioning', severity: failed ? 'ERROR' : 'INFO', conductor: this.hostname,
       duration_ms: started ? Date.now() - started : null,
+      });
     });
     return (await nodeById(this.db, node.id))!;
   }

@@ -102,8 +102,13 @@ export class Identity {
     return `o1${body}.${this.sign(body)}`;
   }
 
+  /** Tokens whose signature was already checked (the check is the costly part). */
+  private verified = new Map<string, TokenData>();
+
   /** Checks a token's signature, expiry and revocation. */
   async validate(token: string): Promise<TokenData> {
+    const known = this.verified.get(token);
+    if (known) return this.checkLive(known);
     if (!token.startsWith('o1')) throw new AuthError('The request you have made requires authentication.');
     const dot = token.indexOf('.');
     if (dot < 0) throw new AuthError('The request you have made requires authentication.');
@@ -113,6 +118,13 @@ export class Identity {
     if (mac.length !== want.length || !timingSafeEqual(mac, want)) throw new AuthError('The request you have made requires authentication.');
     let t: TokenData;
     try { t = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as TokenData; } catch { throw new AuthError('The request you have made requires authentication.'); }
+    if (this.verified.size >= 10_000) this.verified.clear();
+    this.verified.set(token, t);
+    return this.checkLive(t);
+  }
+
+  /** Expiry and revocation: checked on every use. */
+  private async checkLive(t: TokenData): Promise<TokenData> {
     if (Date.now() >= t.e) throw new AuthError('The token has expired.');
     await this.loadRevocations(false);
     if (this.revoked.has(t.a)) throw new AuthError('The token has been revoked.');
