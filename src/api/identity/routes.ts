@@ -189,15 +189,24 @@ export function identityRoutes(router: Router, identity: Identity, prefix = '/id
     return r;
   };
 
+  /** ?name= and ?domain_id= filters shared by the user and project lists. */
+  const nameDomainFilter = (req: Request) => {
+    const where: string[] = [];
+    const vals: unknown[] = [];
+    for (const k of ['name', 'domain_id']) { const v = req.query.get(k); if (v) { where.push(`${k} = ?`); vals.push(v); } }
+    return { where, vals };
+  };
+  /** The domain a new user or project goes into (checked to exist). */
+  const domainOf = async (o: Obj) => {
+    const domainId = optStr(o, 'domain_id') ?? DEFAULT_DOMAIN;
+    if (!(await db.get('SELECT id FROM domains WHERE id = ?', [domainId]))) throw badRequest(`Could not find domain: ${domainId}.`);
+    return domainId;
+  };
+
   // ---- users ----
   router.add(style, 'GET', `${prefix}/v3/users`, async (req) => {
     const a = authOf(req);
-    const where: string[] = [];
-    const vals: unknown[] = [];
-    const n = req.query.get('name');
-    if (n) { where.push('name = ?'); vals.push(n); }
-    const d = req.query.get('domain_id');
-    if (d) { where.push('domain_id = ?'); vals.push(d); }
+    const { where, vals } = nameDomainFilter(req);
     if (!a.admin && !a.roles.has('reader')) { where.push('id = ?'); vals.push(a.token.u); }
     const rows = await db.all<UserRow>(`SELECT * FROM users${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY name`, vals);
     return { body: { users: rows.map((u) => renderUser(req, u)), links: collectionLinks(req, 'users') } };
@@ -205,8 +214,7 @@ export function identityRoutes(router: Router, identity: Identity, prefix = '/id
   router.add(style, 'POST', `${prefix}/v3/users`, async (req) => {
     requireAdmin(req);
     const u = obj(obj(req.body, 'user').user, 'user');
-    const domainId = optStr(u, 'domain_id') ?? DEFAULT_DOMAIN;
-    if (!(await db.get('SELECT id FROM domains WHERE id = ?', [domainId]))) throw badRequest(`Could not find domain: ${domainId}.`);
+    const domainId = await domainOf(u);
     const uname = name(u);
     if (await db.get('SELECT id FROM users WHERE name = ? AND domain_id = ?', [uname, domainId])) throw conflict(`Conflict occurred attempting to store user - Duplicate entry found with name ${uname} at domain ID ${domainId}.`);
     const dp = optStr(u, 'default_project_id');
@@ -255,12 +263,7 @@ export function identityRoutes(router: Router, identity: Identity, prefix = '/id
   // ---- projects ----
   router.add(style, 'GET', `${prefix}/v3/projects`, async (req) => {
     const a = authOf(req);
-    const where: string[] = [];
-    const vals: unknown[] = [];
-    const n = req.query.get('name');
-    if (n) { where.push('name = ?'); vals.push(n); }
-    const d = req.query.get('domain_id');
-    if (d) { where.push('domain_id = ?'); vals.push(d); }
+    const { where, vals } = nameDomainFilter(req);
     if (!a.admin && !a.roles.has('reader')) { where.push("id IN (SELECT target_id FROM role_assignments WHERE target_type = 'project' AND actor_id = ?)"); vals.push(a.token.u); }
     const rows = await db.all<ProjectRow>(`SELECT * FROM projects${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY name`, vals);
     return { body: { projects: rows.map((p) => renderProject(req, p)), links: collectionLinks(req, 'projects') } };
@@ -268,8 +271,7 @@ export function identityRoutes(router: Router, identity: Identity, prefix = '/id
   router.add(style, 'POST', `${prefix}/v3/projects`, async (req) => {
     requireAdmin(req);
     const p = obj(obj(req.body, 'project').project, 'project');
-    const domainId = optStr(p, 'domain_id') ?? DEFAULT_DOMAIN;
-    if (!(await db.get('SELECT id FROM domains WHERE id = ?', [domainId]))) throw badRequest(`Could not find domain: ${domainId}.`);
+    const domainId = await domainOf(p);
     const pname = name(p);
     if (await db.get('SELECT id FROM projects WHERE name = ? AND domain_id = ?', [pname, domainId])) throw conflict(`Conflict occurred attempting to store project - it is not permitted to have two projects with the same name in the same domain : ${pname}.`);
     const tags = p.tags;
