@@ -9,7 +9,7 @@ import { registerInterface } from './registry.js';
 const PROPS: Record<string, PropertySpec> = {
   sim_delay_ms: { description: 'Milliseconds a simulated power or boot-device change takes. Optional, default 200.' },
   sim_deploy_s: { description: 'Seconds a simulated image write takes. Optional, default 2.' },
-  sim_fail: { description: "Comma-separated operations that always fail on this machine: power, deploy, clean, inspect, verify. Optional." },
+  sim_fail: { description: "Comma-separated operations that always fail on this machine: power, deploy, clean, inspect, verify; 'callback' makes its ramdisk never call back. Optional." },
   sim_fail_rate: { description: 'Probability (0-1) that a deploy or clean step fails. Optional, default 0.' },
   sim_cpus: { description: 'CPUs the machine reports on inspection. Optional, default 8.' },
   sim_memory_mb: { description: 'RAM (MiB) reported on inspection. Optional, default 16384.' },
@@ -91,6 +91,11 @@ export const simDeploy: DeployInterface = {
     }
   },
   async deploy(task) {
+    if (fails(task, 'callback')) {
+      // The machine boots a ramdisk that never reports in: the conductor's wait timeout must catch it.
+      await simPower.setPowerState(task, 'power on');
+      return 'wait';
+    }
     if (fails(task, 'deploy') || Math.random() < num(task, 'sim_fail_rate', 0, 0, 1)) {
       await sleep(200, task.signal);
       throw new DriverError('the simulated image write failed (disk error)', 'failed');

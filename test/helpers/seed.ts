@@ -112,7 +112,8 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
 export async function waitState(s: TestSeed, node: string, state: string, timeoutMs = 15000): Promise<any> {
   return eventually(async () => {
     const r = await s.bm('GET', `/v1/nodes/${node}`);
-    const failed = / failed$|^error$/.test(state);
-    return r.body.provision_state === state && !r.body.reservation && (failed || !r.body.target_provision_state) ? r.body : undefined;
+    // Stable states have no target; wait and failed states keep theirs.
+    const stable = ['enroll', 'manageable', 'available', 'active', 'error', 'rescue'].includes(state);
+    return r.body.provision_state === state && !r.body.reservation && (!stable || !r.body.target_provision_state) ? r.body : undefined;
   }, timeoutMs, `node ${node} to reach ${state}`);
 }
