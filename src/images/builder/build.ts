@@ -106,6 +106,15 @@ function builderHash(): string {
   return h.digest('hex');
 }
 
+/** Host programs whose files end up in images (busybox is copied in); a new version is a new build. */
+function hostInputs(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of ['/bin/busybox', '/usr/lib/SYSLINUX/gptmbr.bin', '/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi', '/usr/lib/syslinux/modules/bios/ldlinux.c32']) {
+    if (existsSync(p)) { const st = statSync(p); out[p] = `${st.size}:${st.mtimeMs}`; }
+  }
+  return out;
+}
+
 export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const c of createReadStream(path, { highWaterMark: 4 << 20 })) h.update(c as Buffer);
@@ -120,8 +129,6 @@ function artifactFiles(out: string, types: OutputType[]): { type: string; path: 
   }
   return files;
 }
-
-const fmt = (s: number) => `${s.toFixed(1)}s`;
 
 interface Ctx {
   opts: BuildOptions;
@@ -330,6 +337,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     elements: elements.map((e) => ({ name: e.name, tree: hashTree(e.dir).digest('hex') })),
     types: [...o.types].sort(), compression: o.compression, sizeMiB: o.sizeMiB ?? null, release: o.release, mirror,
     sourceDateEpoch: o.sourceDateEpoch, env: { ...extraEnv, ...(o.env ?? {}) },
+    host: hostInputs(),
   };
   const hash = createHash('sha256').update(JSON.stringify(inputs)).digest('hex');
   const name = basename(outBase);
@@ -421,7 +429,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const ts = Date.now();
     await clampTimes(root, o.sourceDateEpoch!);
     const dest = o.useCache ? join(cacheDir, 'builds', `${hash}.partial`) : dirname(outBase);
-    rmSync(o.useCache ? dest : join(work, 'none'), { recursive: true, force: true });
+    if (o.useCache) rmSync(dest, { recursive: true, force: true });
     mkdirSync(dest, { recursive: true });
     const produceBase = o.useCache ? join(dest, name) : outBase;
     const { artifacts, boot } = await writeOutputs(c, produceBase, hash);
@@ -457,4 +465,4 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   }
 }
 
-export { ElementError, fmt };
+export { ElementError };
