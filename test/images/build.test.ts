@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage, HookError, BuildError, detectMirror } from '../../src/images/builder/build.js';
 import { markerElement, missingTools, tmp, writeTree, bootUntil } from './helpers.js';
@@ -129,6 +129,10 @@ test('debian vm: whole-disk image builds and boots (systemd) to a marker', { ski
   t.diagnostic(`debian vm raw build: ${r.seconds.toFixed(1)}s; ${(r.manifest.artifacts[0]!.size / 2 ** 20).toFixed(0)} MiB; phases ${r.phases.map((p) => `${p.phase} ${p.seconds.toFixed(1)}s`).join(', ')}`);
   assert.ok(r.manifest.packages['systemd-sysv'], 'systemd-sysv is installed');
   assert.ok(r.manifest.packages['base-files']?.startsWith('12'), 'a bookworm root');
+  const again = await buildImage({ elements: ['debian', 'vm', 'marker'], types: ['raw'], output: join(out, 'again'), elementsPath: [els], useCache: false, progress: quiet });
+  t.diagnostic(`debian vm rebuild: ${again.seconds.toFixed(1)}s`);
+  assert.equal(again.manifest.artifacts[0]!.sha256, r.manifest.artifacts[0]!.sha256, 'two debian builds are byte-identical');
+  rmSync(join(out, 'again.raw'));
   const boot = await bootUntil(['-drive', `file=${join(out, 'debian.raw')},format=raw,if=virtio,snapshot=on`], 'OOO-DEBIAN-MARKER', 300_000, join(out, 'serial.log'));
   t.diagnostic(`debian disk boot to marker: ${boot.seconds.toFixed(1)}s`);
   assert.ok(boot.found, `marker not seen; serial console:\n${boot.serial.slice(-4000)}`);

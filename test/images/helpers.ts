@@ -1,13 +1,21 @@
 /** Shared helpers for the image builder tests: temp element trees, tool checks, qemu boots. */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { which } from '../../src/images/builder/exec.js';
 
+const made: string[] = [];
+/** A temporary directory, removed when the test process exits (OOO_TEST_KEEP=1 keeps them). */
 export function tmp(prefix = 'ooo-img-'): string {
-  return mkdtempSync(join(process.env.OOO_TEST_TMPDIR ?? tmpdir(), prefix));
+  const d = mkdtempSync(join(process.env.OOO_TEST_TMPDIR ?? tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
+process.on('exit', () => {
+  if (process.env.OOO_TEST_KEEP) return;
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 /** Write files: path -> content; a leading '!' in the content makes the file executable. */
 export function writeTree(root: string, files: Record<string, string>): string {

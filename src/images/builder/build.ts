@@ -106,6 +106,19 @@ function builderHash(): string {
   return h.digest('hex');
 }
 
+/** Remove work directories of builds that failed more than a day ago (nothing mounted in them). */
+function pruneWork(dir: string): void {
+  if (!existsSync(dir)) return;
+  const mounts = readFileSync('/proc/mounts', 'utf8');
+  for (const n of readdirSync(dir)) {
+    const p = join(dir, n);
+    try {
+      if (Date.now() - statSync(p).mtimeMs < 24 * 3600_000 || mounts.includes(` ${p}/`)) continue;
+      rmSync(p, { recursive: true, force: true });
+    } catch { /* another build's; leave it */ }
+  }
+}
+
 /** Host programs whose files end up in images (busybox is copied in); a new version is a new build. */
 function hostInputs(): Record<string, string> {
   const out: Record<string, string> = {};
@@ -360,6 +373,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     }
   }
 
+  pruneWork(join(cacheDir, 'work'));
   const work = join(cacheDir, 'work', `${hash.slice(0, 16)}-${process.pid}-${Date.now()}`);
   const root = join(work, 'root');
   mkdirSync(root, { recursive: true });
@@ -428,7 +442,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     await unmountChroot(c);
     const ts = Date.now();
     await clampTimes(root, o.sourceDateEpoch!);
-    const dest = o.useCache ? join(cacheDir, 'builds', `${hash}.partial`) : dirname(outBase);
+    const dest = o.useCache ? join(cacheDir, 'builds', `${hash}.partial-${process.pid}`) : dirname(outBase);
     if (o.useCache) rmSync(dest, { recursive: true, force: true });
     mkdirSync(dest, { recursive: true });
     const produceBase = o.useCache ? join(dest, name) : outBase;
@@ -445,7 +459,11 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     if (o.useCache) {
       writeFileSync(join(dest, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
       rmSync(cached, { recursive: true, force: true });
-      renameSync(dest, cached);
+      try { renameSync(dest, cached); } catch { /* a concurrent identical build stored it first */ }
+      if (existsSync(dest)) {
+        for (const a of manifest.artifacts) renameSync(join(dest, a.path), join(cached, a.path));
+        rmSync(dest, { recursive: true, force: true });
+      }
       for (const a of manifest.artifacts) {
         const ext = a.path.slice(a.path.lastIndexOf('.'));
         await run('cp', ['--sparse=always', '--reflink=auto', join(cached, a.path), `${outBase}${ext}`]);
