@@ -41,8 +41,8 @@ async function build(p: Parsed): Promise<number> {
     print(`${r.cacheHit ? 'cache hit' : 'built'} in ${r.seconds.toFixed(1)}s; manifest ${r.manifestPath}`);
     return EXIT.ok;
   } catch (e) {
-    if (e instanceof ElementError || e instanceof ToolMissingError) throw new CliError(e.message, EXIT.usage);
-    if (e instanceof HookError || e instanceof BuildError) throw new CliError(e.message, EXIT.failure);
+    if (e instanceof ElementError) throw new CliError(e.message, EXIT.usage);
+    if (e instanceof HookError || e instanceof BuildError || e instanceof ToolMissingError) throw new CliError(e.message, EXIT.failure);
     throw e;
   }
 }

@@ -337,6 +337,13 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   mkdirSync(dirname(outBase), { recursive: true });
   mkdirSync(cacheDir, { recursive: true });
 
+  if (process.getuid?.() !== 0) throw new BuildError('image builds need root (they chroot, mount /proc and /dev into the image root and create device nodes)');
+  const tools = ['bash', 'tar', 'mount', 'chroot', 'dpkg-query'];
+  if (o.types.includes('raw') || o.types.includes('qcow2')) tools.push('sfdisk', 'mkfs.vfat', 'mcopy', 'mmd', 'syslinux', 'mke2fs', 'debugfs', 'dumpe2fs', 'dd');
+  if (o.types.includes('qcow2')) tools.push('qemu-img');
+  if (o.types.includes('ramdisk') && o.compression === 'zstd') tools.push('zstd');
+  for (const t of tools) requireTool(t);
+
   const searchPath = elementSearchPath(o.elementsPath ?? []);
   const elements = resolveElements(o.elements, searchPath);
   const base = elements.find((e) => e.isBase)!;
