@@ -9,7 +9,7 @@ import type { Db } from '../store/db.js';
 import { addHistory, HistorySeverity, nodeById, updateNode } from '../store/nodes.js';
 import { NodeRecord } from '../model/node.js';
 import { logger, Logger } from '../util/log.js';
-import { now } from '../util/ids.js';
+import { now, uuid as uuidv4 } from '../util/ids.js';
 import { ACTIVE_WORK, failStateOf, next, ProvisionEvent, S, TARGET_OF, WAIT_STATES } from './states.js';
 import { ConductorRing, DEFAULT_DEAD_AFTER_S, pickFrom } from './ring.js';
 import { DONE_CHANNEL, TASKS_CHANNEL, TaskRow } from './tasks.js';
@@ -172,8 +172,11 @@ export class Conductor {
     const log = this.log.child({ node: node.uuid });
     const db = this.db;
     const self = this;
+    const apiUrl = (await this.db.get<{ value: string }>("SELECT value FROM settings WHERE key = 'baremetal_url'"))?.value;
     const task: Task & { node: DriverNode } = {
       node: dnode,
+      driver,
+      services: { apiUrl },
       ports: ports.map((p): DriverPort => ({ uuid: p.uuid, address: p.address, pxe_enabled: !!p.pxe_enabled, extra: JSON.parse(p.extra) })),
       log,
       signal: abort.signal,
@@ -262,6 +265,21 @@ export class Conductor {
     throw new Error(`unknown task action '${action}'`);
   }
 
+  /** Inspection found NICs: each MAC becomes a port of the node (unless some node has it already). */
+  private async portsFromInventory(node: NodeRecord): Promise<void> {
+    const fresh = await nodeById(this.db, node.id);
+    const inv = fresh?.driver_internal_info.inspection_inventory as { interfaces?: { mac_address?: string }[] } | undefined;
+    const added: string[] = [];
+    for (const nic of inv?.interfaces ?? []) {
+      const mac = String(nic.mac_address ?? '').toLowerCase();
+      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) continue;
+      if (await this.db.get('SELECT id FROM ports WHERE address = ?', [mac])) continue;
+      await this.db.run('INSERT INTO ports (uuid, address, node_id, created_at) VALUES (?, ?, ?, ?)', [uuidv4(), mac, node.id, now()]);
+      added.push(mac);
+    }
+    if (added.length) await addHistory(this.db, node.id, { event: `inspection added ports ${added.join(', ')}`, event_type: 'introspection', conductor: this.hostname });
+  }
+
   /** The power state after an operation, as the BMC reports it (null when it cannot say). */
   private async readPower(task: Task, d: ResolvedDriver): Promise<string | null> {
     try { return await d.power.getPowerState(task); } catch { return null; }
@@ -340,6 +358,7 @@ export class Conductor {
       await d.inspect.validate(task);
       const r = await d.inspect.inspectHardware(task);
       if (r === 'wait') { await this.transition(node, 'wait'); return; }
+      await this.portsFromInventory(node);
       await this.transition(node, 'done', { inspection_finished_at: now(), last_error: null });
     } catch (e) {
       await this.fail(node, `Inspection of node ${node.uuid} failed: ${(e as Error).message}`);
@@ -435,12 +454,13 @@ export class Conductor {
     return out;
   }
 
-  /** The ramdisk agent called in: let the deploy interface decide whether the waiting step finished. */
+  /** The ramdisk agent called in: let the waiting interface decide whether its step finished. */
   private async doHeartbeat(node: NodeRecord, task: Task, d: ResolvedDriver, args: Record<string, unknown>): Promise<void> {
-    if (!WAIT_STATES.has(node.provision_state) || !d.deploy.heartbeat) return;
+    const handler = node.provision_state === S.INSPECTWAIT ? d.inspect.heartbeat?.bind(d.inspect) : d.deploy.heartbeat?.bind(d.deploy);
+    if (!WAIT_STATES.has(node.provision_state) || !handler) return;
     let r: StepResult;
     try {
-      r = await d.deploy.heartbeat(task, (args.payload as Record<string, unknown>) ?? {});
+      r = await handler(task, (args.payload as Record<string, unknown>) ?? {});
     } catch (e) {
       await this.fail(node, (e as Error).message);
       throw new StepFailure((e as Error).message);
@@ -461,6 +481,7 @@ export class Conductor {
         break;
       }
       case S.INSPECTWAIT:
+        await this.portsFromInventory(node);
         await this.transition(node, 'done', { inspection_finished_at: now(), last_error: null });
         break;
       case S.RESCUEWAIT: {

@@ -7,11 +7,12 @@ import { defaultInterfaces, getInterface, hardwareType, registerHardwareType } f
 import './noop.js';
 import './fake.js';
 import './sim.js';
+import './agent/direct.js';
 
 registerHardwareType({
   name: 'fake-hardware',
   supported: {
-    bios: ['no-bios', 'fake'], boot: ['fake'], console: ['no-console', 'fake'], deploy: ['fake'], inspect: ['fake', 'no-inspect'],
+    bios: ['no-bios', 'fake'], boot: ['fake'], console: ['no-console', 'fake'], deploy: ['fake', 'direct'], inspect: ['fake', 'agent', 'no-inspect'],
     management: ['fake'], network: ['noop', 'flat', 'fake'], power: ['fake'], raid: ['no-raid', 'fake'], rescue: ['fake', 'no-rescue'],
     storage: ['noop', 'fake'], vendor: ['no-vendor', 'fake'],
   },

@@ -54,6 +54,13 @@ export interface Task {
   update(changes: Partial<Pick<DriverNode, 'driver_internal_info' | 'properties' | 'instance_info' | 'boot_mode' | 'resource_class' | 'traits' | 'power_state'>>): Promise<void>;
   /** Add an entry to the node's history (shown by `ooo node history`). */
   event(message: string, severity?: 'info' | 'warning' | 'error'): Promise<void>;
+  /**
+   * The node's other interfaces, for implementations that orchestrate them (a deploy interface
+   * powers the node and sets its boot device). Set by the conductor.
+   */
+  readonly driver?: { [K in InterfaceKind]: InterfaceKinds[K] };
+  /** Settings of the running services a driver may need (the API URL machines reach the seed at). */
+  readonly services?: { apiUrl?: string };
 }
 
 /** The outcome of a long step: finished, or waiting for the ramdisk agent to call back. */
@@ -124,6 +131,8 @@ export interface DeployInterface extends BaseInterface {
 export interface InspectInterface extends BaseInterface {
   /** Discover hardware properties. 'wait' = the ramdisk agent will report later. */
   inspectHardware(task: Task): Promise<StepResult>;
+  /** Called for each agent call-back while inspection waits; 'done' when the inventory is in. */
+  heartbeat?(task: Task, payload: Record<string, unknown>): Promise<StepResult>;
 }
 
 export interface NetworkInterface extends BaseInterface {

@@ -52,6 +52,10 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
     url = publicUrl;
     await identity.registerService('identity', 'keystone', `${publicUrl}${IDENTITY_PREFIX}`);
     await identity.registerService('baremetal', 'ironic', `${publicUrl}${BAREMETAL_PREFIX}`);
+    // Conductors hand this URL to the machines they boot (the ramdisk agent calls back to it).
+    await db.run(db.dialect === 'sqlite'
+      ? "INSERT INTO settings (key, value) VALUES ('baremetal_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+      : "INSERT INTO settings (key, value) VALUES ('baremetal_url', ?) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [`${publicUrl}${BAREMETAL_PREFIX}`]);
     const password = await identity.bootstrap(cfg.adminPassword);
     writeClouds(cloudsYaml, `${publicUrl}${IDENTITY_PREFIX}`, password, identity.region);
     stopApi = () => app.server.close();

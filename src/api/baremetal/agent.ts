@@ -11,6 +11,9 @@ import { isMac, normalizeMac } from '../../util/ids.js';
 import { S } from '../../conductor/states.js';
 import { Dispatcher } from './dispatch.js';
 import { BAREMETAL_PREFIX, nodeLocked, objectBody } from './common.js';
+import type { AgentCommand } from '../../drivers/agent/commands.js';
+import type { Request } from '../http.js';
+import type { NodeRecord } from '../../model/node.js';
 
 /** States in which a node's ramdisk may look itself up and call back. */
 export const AGENT_STATES: ReadonlySet<string> = new Set([S.DEPLOYING, S.DEPLOYWAIT, S.CLEANING, S.CLEANWAIT, S.INSPECTING, S.INSPECTWAIT, S.RESCUING, S.RESCUEWAIT]);
@@ -69,5 +72,61 @@ export function agentRoutes(router: Router, db: Db, dispatcher: Dispatcher, hear
       throw e;
     });
     return { status: 202 };
+  });
+
+  // ---- the ooo agent's command channel (docs/agent-protocol.md) ----
+  const agentNode = async (req: Request): Promise<NodeRecord> => {
+    const node = await findNode(db, req.params.node!);
+    if (!node) throw notFound(`Node ${req.params.node} could not be found.`);
+    const want = node.driver_internal_info.agent_secret_token;
+    const got = req.headers['x-agent-token'];
+    if (typeof want !== 'string' || typeof got !== 'string' || got.length !== want.length || !timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
+      throw new ApiError(403, 'Invalid or missing agent token received.');
+    }
+    return node;
+  };
+  /** Tells the node's conductor that the agent called; retried briefly if the node is busy. */
+  const queueHeartbeat = async (node: NodeRecord, payload: Record<string, unknown>) => {
+    for (let i = 0; ; i++) {
+      try { await dispatcher.queue(node, 'heartbeat', { payload }); return; } catch (e) {
+        if (!(e instanceof ApiError) || e.status !== 409 || i >= 50) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  const text = (body: string) => ({ body, headers: { 'Content-Type': 'text/plain; charset=UTF-8' } });
+
+  router.add(pub, 'GET', `${V}/agent/:node/commands/next`, async (req) => {
+    const node = await agentNode(req);
+    if (!AGENT_STATES.has(node.provision_state) || node.reservation) return text('command=none\n');
+    const info = node.driver_internal_info;
+    const list = ((info.agent_commands as AgentCommand[] | undefined) ?? []).map((c) => ({ ...c }));
+    const first = !info.agent_connected;
+    const next = list.find((c) => c.status === 'pending');
+    if (next) next.status = 'sent';
+    const changed = { ...info, agent_commands: list, agent_connected: true, agent_last_seen: new Date().toISOString(), ...(req.query.get('agent_version') ? { agent_version: req.query.get('agent_version') } : {}) };
+    if (!(await updateNode(db, node.id, { driver_internal_info: changed }, { reservation: null }))) return text('command=none\n');
+    if (first) await queueHeartbeat(node, { event: 'connected' });
+    if (!next) return text('command=none\n');
+    return text([`id=${next.id}`, `command=${next.command}`, ...Object.entries(next.args).map(([k, v]) => `arg.${k}=${String(v)}`)].join('\n') + '\n');
+  });
+
+  router.add(pub, 'POST', `${V}/agent/:node/commands/:id`, async (req) => {
+    const node = await agentNode(req);
+    if (node.reservation) throw nodeLocked(node.uuid, node.reservation);
+    const b = objectBody(req, 'command result');
+    if (b.status !== 'ok' && b.status !== 'error') throw badRequest('Invalid command result: "status" must be "ok" or "error".');
+    const info = node.driver_internal_info;
+    const list = ((info.agent_commands as AgentCommand[] | undefined) ?? []).map((c) => ({ ...c }));
+    const cmd = list.find((c) => c.id === req.params.id);
+    if (!cmd) throw notFound(`Node ${node.uuid} has no agent command ${req.params.id}.`);
+    if (cmd.status === 'ok' || cmd.status === 'error') return { status: 200, body: { id: cmd.id, status: cmd.status } };
+    cmd.status = b.status;
+    cmd.message = typeof b.message === 'string' ? b.message.slice(0, 4000) : undefined;
+    cmd.data = b.data ?? null;
+    cmd.finished_at = new Date().toISOString();
+    if (!(await updateNode(db, node.id, { driver_internal_info: { ...info, agent_commands: list, agent_last_seen: cmd.finished_at } }, { reservation: null }))) throw nodeLocked(node.uuid, 'another host');
+    await queueHeartbeat(node, { command: cmd.id });
+    return { status: 200, body: { id: cmd.id, status: cmd.status } };
   });
 }

@@ -64,6 +64,16 @@ export class Dispatcher {
     await this.db.notify(TASKS_CHANNEL);
   }
 
+  /** Reserves the node for its conductor and queues an action without waiting for it. */
+  async queue(node: NodeRecord, action: TaskAction, args: Record<string, unknown>): Promise<void> {
+    const host = await this.conductorFor(node);
+    await this.db.tx(async (t) => {
+      if (!(await updateNode(t, node.id, { reservation: host }, { reservation: null }))) throw nodeLocked(node.uuid, 'another host');
+      await queueTask(t, node.id, host, action, args, true);
+    });
+    await this.db.notify(TASKS_CHANNEL);
+  }
+
   /** Runs an action on the node's conductor and waits for its answer (synchronous calls). */
   async call(node: NodeRecord, action: TaskAction, args: Record<string, unknown>, exclusive: boolean, timeoutMs = 60_000): Promise<unknown> {
     const host = await this.conductorFor(node);
