@@ -51,6 +51,7 @@ async function provision(p: Parsed, verb: string, body: Obj = {}): Promise<numbe
   return guarded(async () => {
     const start = new Map<string, string>();
     for (const id of p.args) {
+      if (p.flags.image) await cloud.baremetal('PATCH', `/v1/nodes/${enc(id)}`, [{ op: 'add', path: '/instance_info/image_source', value: String(p.flags.image) }]);
       if (p.flags.wait) {
         const n = await cloud.baremetal<Obj>('GET', `/v1/nodes/${enc(id)}?fields=provision_state`);
         start.set(id, String(n.provision_state));

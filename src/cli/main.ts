@@ -10,6 +10,7 @@ async function loadCommands(): Promise<CommandSpec[]> {
   const groups = await Promise.all([
     import('./seed.js'),
     import('./baremetal.js'),
+    import('./image.js'),
   ]);
   return groups.flatMap((g) => g.commands as CommandSpec[]);
 }
