@@ -22,6 +22,11 @@ export interface Db {
   /** Asks to be told when `notify(channel)` is called, in this process or (PostgreSQL) any other. Returns the way to stop. */
   listen(channel: string, fn: () => void): Promise<() => void>;
   notify(channel: string): Promise<void>;
+  /**
+   * A value that changes whenever the database may have changed, from this process or another;
+   * undefined when the store cannot tell cheaply (then nothing may be cached).
+   */
+  version(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -60,6 +65,8 @@ class SqliteDb implements Db {
   private txTail: Promise<unknown> = Promise.resolve();
   private inTx = false;
   private readonly listeners: Listeners = new Map();
+  private writes = 0;
+  private dataVersion?: Database.Statement;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -88,6 +95,7 @@ class SqliteDb implements Db {
     return this.stmt(sql).all(...params.map(sqliteValue)) as T[];
   }
   runNow(sql: string, params: unknown[] = []): { changes: number } {
+    this.writes++;
     const s = this.stmt(sql);
     if (!s.reader) return { changes: s.run(...params.map(sqliteValue)).changes };
     s.all(...params.map(sqliteValue));
@@ -135,6 +143,12 @@ class SqliteDb implements Db {
     return addListener(this.listeners, channel, fn);
   }
   async notify(channel: string): Promise<void> { fire(this.listeners, channel); }
+  version(): string | undefined {
+    if (this.inTx) return undefined;
+    // data_version moves when another connection (another process) commits; writes counts ours.
+    this.dataVersion ??= this.db.prepare('PRAGMA data_version').pluck();
+    return `${this.writes}:${this.dataVersion.get() as number}`;
+  }
   async close(): Promise<void> { this.db.close(); }
   exec(sql: string): void { this.db.exec(sql); }
 }
@@ -150,6 +164,7 @@ class SqliteTxHandle implements Db {
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> { return fn(this); }
   listen(channel: string, fn: () => void): Promise<() => void> { return this.parent.listen(channel, fn); }
   notify(channel: string): Promise<void> { return this.parent.notify(channel); }
+  version(): string | undefined { return undefined; }
   async close(): Promise<void> { /* owned by the parent */ }
 }
 
@@ -247,6 +262,8 @@ class PgDb extends PgBase implements Db {
     await this.pool.query(`NOTIFY "${channel.replace(/"/g, '')}"`);
   }
 
+  version(): string | undefined { return undefined; }
+
   async close(): Promise<void> {
     await this.listenClient?.end().catch(() => undefined);
     await this.pool.end();
@@ -259,5 +276,6 @@ class PgTxHandle extends PgBase implements Db {
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> { return fn(this); }
   listen(channel: string, fn: () => void): Promise<() => void> { return this.parent.listen(channel, fn); }
   notify(channel: string): Promise<void> { return this.parent.notify(channel); }
+  version(): string | undefined { return undefined; }
   async close(): Promise<void> { /* released by the parent */ }
 }

@@ -93,7 +93,28 @@ export function nodeRoutes(router: Router, db: Db, dispatcher: Dispatcher, ring:
     return n;
   };
 
+  /**
+   * Serialized list answers, reused while the store reports no change at all (clients such as
+   * a compute service poll the node list constantly). Keyed by everything the answer depends on.
+   */
+  const listCache = new Map<string, { version: string; body: Buffer }>();
   const list = async (req: Request, detail: boolean, resource = 'nodes'): Promise<Response> => {
+    const a = authOf(req);
+    const version = db.version();
+    const scope = a.admin ? 'admin' : a.system && a.roles.has('reader') ? 'reader' : `project:${a.projectId ?? ''}`;
+    const key = `${req.baseUrl}|${minorOf(req)}|${scope}|${resource}|${detail}|${req.query.toString()}`;
+    const hit = version === undefined ? undefined : listCache.get(key);
+    if (hit && hit.version === version) return { body: hit.body, headers: { 'Content-Type': 'application/json' } };
+    const out = await listUncached(req, detail, resource);
+    if (version !== undefined && version === db.version()) {
+      if (listCache.size >= 256) listCache.clear();
+      const body = Buffer.from(JSON.stringify(out.body));
+      listCache.set(key, { version, body });
+      return { body, headers: { 'Content-Type': 'application/json' } };
+    }
+    return out;
+  };
+  const listUncached = async (req: Request, detail: boolean, resource: string): Promise<Response> => {
     const a = authOf(req);
     const minor = minorOf(req);
     const q = req.query;
