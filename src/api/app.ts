@@ -11,6 +11,7 @@ import { nodeRoutes } from './baremetal/nodes.js';
 import { portRoutes } from './baremetal/ports.js';
 import { resourceRoutes } from './baremetal/resources.js';
 import { agentRoutes } from './baremetal/agent.js';
+import { imageRoutes } from './image/routes.js';
 import { Dispatcher } from './baremetal/dispatch.js';
 import { BAREMETAL_PREFIX, versionHeaders } from './baremetal/common.js';
 import { ConductorRing } from '../conductor/ring.js';
@@ -20,7 +21,7 @@ export const IDENTITY_PREFIX = '/identity';
 
 export interface ApiApp { server: HttpServer; identity: Identity; router: Router }
 
-export function buildApi(db: Db, identity: Identity, publicUrl: () => string, deadAfterS?: number): ApiApp {
+export function buildApi(db: Db, identity: Identity, publicUrl: () => string, deadAfterS?: number, dataDir?: string): ApiApp {
   const router = new Router();
   const ring = new ConductorRing(db, deadAfterS);
   const dispatcher = new Dispatcher(db, ring);
@@ -30,6 +31,7 @@ export function buildApi(db: Db, identity: Identity, publicUrl: () => string, de
   nodeRoutes(router, db, dispatcher, ring);
   portRoutes(router, db);
   agentRoutes(router, db, dispatcher);
+  router.styleFor('/image', 'glance'); imageRoutes(router, db, publicUrl, dataDir);
   router.add({ style: 'plain', public: true }, 'GET', '/', () => ({
     body: { name: 'ooo seed', services: { identity: `${publicUrl()}${IDENTITY_PREFIX}`, baremetal: `${publicUrl()}${BAREMETAL_PREFIX}` } },
   }));

@@ -43,7 +43,7 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
 
   if (cfg.only.has('api')) {
     let publicUrl = cfg.publicUrl ?? '';
-    const app = buildApi(db, identity, () => publicUrl, cfg.deadAfterS);
+    const app = buildApi(db, identity, () => publicUrl, cfg.deadAfterS, cfg.dataDir);
     const addr = await app.server.listen(cfg.port, cfg.host);
     if (!publicUrl) {
       const h = addr.address === '0.0.0.0' || addr.address === '::' ? hostname() : addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -52,6 +52,7 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
     url = publicUrl;
     await identity.registerService('identity', 'keystone', `${publicUrl}${IDENTITY_PREFIX}`);
     await identity.registerService('baremetal', 'ironic', `${publicUrl}${BAREMETAL_PREFIX}`);
+    await identity.registerService('image', 'glance', `${publicUrl}/image`);
     // Conductors hand this URL to the machines they boot (the ramdisk agent calls back to it).
     await db.run(db.dialect === 'sqlite'
       ? "INSERT INTO settings (key, value) VALUES ('baremetal_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"

@@ -75,6 +75,20 @@ CREATE TABLE node_tasks (id {{serial}}, node_id INTEGER NOT NULL REFERENCES node
 CREATE INDEX node_tasks_conductor ON node_tasks (conductor, status, id);
 `,
   },
+  {
+    id: 3,
+    name: 'images',
+    sql: `
+CREATE TABLE images (id TEXT PRIMARY KEY, name TEXT, status TEXT NOT NULL, visibility TEXT NOT NULL, protected INTEGER NOT NULL DEFAULT 0,
+  os_hidden INTEGER NOT NULL DEFAULT 0, disk_format TEXT, container_format TEXT, size BIGINT, virtual_size BIGINT, checksum TEXT,
+  os_hash_algo TEXT, os_hash_value TEXT, sha256 TEXT, min_disk INTEGER NOT NULL DEFAULT 0, min_ram INTEGER NOT NULL DEFAULT 0, owner TEXT,
+  properties TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX images_name ON images (name);
+CREATE INDEX images_sha256 ON images (sha256);
+CREATE TABLE image_tags (image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE, tag TEXT NOT NULL, PRIMARY KEY (image_id, tag));
+CREATE INDEX image_tags_tag ON image_tags (tag);
+`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {
