@@ -140,6 +140,12 @@ export class Cloud {
     return ep.url.replace(/\/+$/, '');
   }
 
+  /** The token and a service's endpoint, for requests that stream their body or response (image data). */
+  async session(service: string): Promise<{ token: string; url: string }> {
+    if (!this.token) await this.authenticate();
+    return { token: this.token!, url: this.endpoint(service) };
+  }
+
   /** Calls an API of the cloud; throws ClientError with the server's message on 4xx/5xx. */
   async call(service: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
     if (!this.token) await this.authenticate();
