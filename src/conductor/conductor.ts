@@ -5,6 +5,8 @@
  * Everything it knows is in the store, so any number of conductors can share one database.
  */
 import { hostname as osHostname } from 'node:os';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import type { Db } from '../store/db.js';
 import { addHistory, HistorySeverity, nodeById, updateNode } from '../store/nodes.js';
 import { NodeRecord } from '../model/node.js';
@@ -176,7 +178,16 @@ export class Conductor {
     const task: Task & { node: DriverNode } = {
       node: dnode,
       driver,
-      services: { apiUrl },
+      services: {
+        apiUrl,
+        async putBlob(name: string, data: Buffer) {
+          const sha256 = createHash('sha256').update(data).digest('hex');
+          const packed = gzipSync(data);
+          await db.run('DELETE FROM agent_blobs WHERE node_id = ? AND name = ?', [node.id, name]);
+          await db.run('INSERT INTO agent_blobs (node_id, name, data, sha256, size, created_at) VALUES (?, ?, ?, ?, ?, ?)', [node.id, name, packed, sha256, data.length, now()]);
+          return { sha256, size: data.length };
+        },
+      },
       ports: ports.map((p): DriverPort => ({ uuid: p.uuid, address: p.address, pxe_enabled: !!p.pxe_enabled, extra: JSON.parse(p.extra) })),
       log,
       signal: abort.signal,

@@ -60,7 +60,11 @@ export interface Task {
    */
   readonly driver?: { [K in InterfaceKind]: InterfaceKinds[K] };
   /** Settings of the running services a driver may need (the API URL machines reach the seed at). */
-  readonly services?: { apiUrl?: string };
+  readonly services?: {
+    apiUrl?: string;
+    /** Keeps bytes for the node's agent to fetch (`/v1/agent/NODE/blobs/NAME`); returns their sha256 and size. */
+    putBlob?(name: string, data: Buffer): Promise<{ sha256: string; size: number }>;
+  };
 }
 
 /** The outcome of a long step: finished, or waiting for the ramdisk agent to call back. */

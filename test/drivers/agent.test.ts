@@ -8,7 +8,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, ChildProcess, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, symlinkSync, writeFileSync, ftruncateSync, writeSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, symlinkSync, writeFileSync, ftruncateSync, writeSync, rmSync, readFileSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,8 +26,9 @@ describe('ramdisk agent against the seed', { skip: BUSYBOX ? false : 'busybox is
   let bin: string;
   let images: Server;
   let imageUrl: string;
-  const image = randomBytes(3 * 1024 * 1024 + 123);
-  const sha = createHash('sha256').update(image).digest('hex');
+  // A whole-disk image: a GPT with one partition, the rest random bytes.
+  let image = Buffer.alloc(0);
+  let sha = '';
   let agent: ChildProcess | undefined;
   let agentLog = '';
 
@@ -83,6 +84,12 @@ describe('ramdisk agent against the seed', { skip: BUSYBOX ? false : 'busybox is
     ftruncateSync(fd, 5 * 1024 ** 3);
     writeSync(fd, Buffer.alloc(1024 * 1024, 0xff), 0, 1024 * 1024, 0);
     closeSync(fd);
+    const imgFile = join(dir, 'img.raw');
+    writeFileSync(imgFile, Buffer.alloc(4 * 1024 * 1024));
+    execFileSync('sfdisk', ['-q', imgFile], { input: 'label: gpt\nstart=2048, size=4096, type=L, name=root\n' });
+    image = readFileSync(imgFile);
+    randomBytes(2 * 1024 * 1024).copy(image, 1024 * 1024);
+    sha = createHash('sha256').update(image).digest('hex');
     images = createServer((_req, res) => { res.setHeader('Content-Length', image.length); res.end(image); });
     await new Promise<void>((r) => images.listen(0, '127.0.0.1', () => r()));
     imageUrl = `http://127.0.0.1:${(images.address() as { port: number }).port}/img.raw`;
@@ -144,11 +151,28 @@ describe('ramdisk agent against the seed', { skip: BUSYBOX ? false : 'busybox is
     await startAgent();
     const n = await reach('active');
     if (agent && agent.exitCode === null) await new Promise((r) => agent!.once('exit', r));
-    assert.equal(head(image.length).equals(image), true, 'disk holds the image');
+    // The image, byte for byte, but for its partition table, which gained the config drive's entry.
+    assert.equal(head(image.length).subarray(34 * 512).equals(image.subarray(34 * 512)), true, 'disk holds the image');
     assert.equal(n.power_state, 'power on');
     const boot = (await s.bm('GET', '/v1/nodes/agent-n/management/boot_device')).body;
     assert.deepEqual(boot, { boot_device: 'disk', persistent: true });
     assert.match(agentLog, /command \d+: poweroff/);
+    // The config drive: a partition labelled config-2 at the end of the disk, in the GPT the OS will read.
+    const table = JSON.parse(execFileSync('sfdisk', ['-J', disk]).toString()).partitiontable;
+    assert.equal(table.partitions.length, 2);
+    const cd = table.partitions[1];
+    assert.equal(cd.name, 'config-2');
+    assert.ok((cd.start + cd.size) * 512 <= 5 * 1024 ** 3 && cd.start * 512 > 4 * 1024 ** 3, 'at the end of the disk');
+    const meta = JSON.parse(execFileSync('mtype', ['-i', `${disk}@@${cd.start * 512}`, '::openstack/latest/meta_data.json']).toString());
+    assert.equal(meta.uuid, n.uuid);
+    assert.equal(meta.ooo.node, n.uuid);
+    // What the config agent does at boot: report in with the token from the config drive.
+    const bad = await fetch(`${s.url}/baremetal/v1/agent/${n.uuid}/report`, { method: 'POST', headers: { 'X-Report-Token': 'nope', 'Content-Type': 'application/json' }, body: '{}' });
+    assert.equal(bad.status, 403);
+    const r = await fetch(`${s.url}/baremetal/v1/agent/${n.uuid}/report`, { method: 'POST', headers: { 'X-Report-Token': meta.ooo.token, 'Content-Type': 'application/json' }, body: JSON.stringify({ hostname: 'agent-n', kernel: '6.1', addresses: '192.0.2.10/26' }) });
+    assert.equal(r.status, 200);
+    const h = (await s.bm('GET', '/v1/nodes/agent-n/history')).body.history;
+    assert.ok(h.some((e: any) => /deployed OS reported in: agent-n/.test(e.event)));
   });
 
   test('a wrong agent token is refused', async () => {

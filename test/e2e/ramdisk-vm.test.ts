@@ -65,7 +65,7 @@ describe('deploy ramdisk in a VM', { skip: skip ?? false }, () => {
     dir = mkdtempSync(join(tmpdir(), 'ooo-vm-'));
     execFileSync(OOO, ['image', 'build', '-t', 'ramdisk', '-o', join(dir, 'deploy'), 'busybox', 'deploy-ramdisk'], { stdio: 'ignore' });
     markerElement(join(dir, 'elements'), marker);
-    execFileSync(OOO, ['image', 'build', '-t', 'raw', '-o', join(dir, 'os'), '--elements-path', join(dir, 'elements'), 'busybox', 'vm', 'marker'], { stdio: 'ignore' });
+    execFileSync(OOO, ['image', 'build', '-t', 'raw', '-o', join(dir, 'os'), '--elements-path', join(dir, 'elements'), 'busybox', 'vm', 'config-agent', 'marker'], { stdio: 'ignore' });
     image = { path: join(dir, 'os.raw'), size: statSync(join(dir, 'os.raw')).size, sha256: createHash('sha256').update(readFileSync(join(dir, 'os.raw'))).digest('hex') };
     images = createServer((_req, res) => { res.setHeader('Content-Length', image.size); createReadStream(image.path).pipe(res); });
     await new Promise<void>((r) => images.listen(0, '127.0.0.1', () => r()));
@@ -76,6 +76,8 @@ describe('deploy ramdisk in a VM', { skip: skip ?? false }, () => {
     writeSync(fd, Buffer.alloc(1024 * 1024, 0xab), 0, 1024 * 1024, 0);
     closeSync(fd);
     s = await startTestSeed('sqlite', { waitTimeoutS: 600 });
+    // The address machines reach the seed at (qemu's user network maps 10.0.2.2 to this host), as --public-url sets it.
+    await s.seed.db.run("UPDATE settings SET value = ? WHERE key = 'baremetal_url'", [`http://10.0.2.2:${new URL(s.url).port}/baremetal`]);
     const n = await s.bm('POST', '/v1/nodes', { driver: 'fake-hardware', name: 'vm-0', deploy_interface: 'direct', inspect_interface: 'agent' });
     assert.equal(n.status, 201);
     await s.bm('PUT', '/v1/nodes/vm-0/states/provision', { target: 'manage' });
@@ -85,7 +87,7 @@ describe('deploy ramdisk in a VM', { skip: skip ?? false }, () => {
     await stopVm();
     images?.close();
     await s?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir && !process.env.OOO_TEST_KEEP) rmSync(dir, { recursive: true, force: true });
   });
 
   test('inspection reports the VM\'s real hardware', async () => {
@@ -124,7 +126,9 @@ describe('deploy ramdisk in a VM', { skip: skip ?? false }, () => {
     const n = await reach('active');
     await stopVm();
     assert.equal(n.last_error, null);
-    const booted = await bootUntil(['-drive', `file=${disk},if=virtio,format=raw`], marker, 120_000, join(dir, 'os-serial.log'));
+    const booted = await bootUntil(['-drive', `file=${disk},if=virtio,format=raw`, '-netdev', 'user,id=n0', '-device', `virtio-net-pci,netdev=n0,mac=${MAC}`], marker, 120_000, join(dir, 'os-serial.log'));
     assert.ok(booted.found, `the deployed OS did not print its marker:\n${booted.serial.slice(-2000)}`);
+    const h = (await s.bm('GET', '/v1/nodes/vm-0/history')).body.history;
+    assert.ok(h.some((e: any) => /deployed OS reported in: vm-0/.test(e.event)), `no report-in; console:\n${booted.serial.slice(-2500)}`);
   });
 });

@@ -129,4 +129,33 @@ export function agentRoutes(router: Router, db: Db, dispatcher: Dispatcher, hear
     await queueHeartbeat(node, { command: cmd.id });
     return { status: 200, body: { id: cmd.id, status: cmd.status } };
   });
+
+  router.add(pub, 'GET', `${V}/agent/:node/blobs/:name`, async (req) => {
+    const node = await agentNode(req);
+    const row = await db.get<{ data: Buffer }>('SELECT data FROM agent_blobs WHERE node_id = ? AND name = ?', [node.id, req.params.name]);
+    if (!row) throw notFound(`Node ${node.uuid} has no blob ${req.params.name}.`);
+    return { body: Buffer.from(row.data), headers: { 'Content-Type': 'application/gzip' } };
+  });
+
+  // The deployed OS reports in (config agent), with the report token from its config drive.
+  router.add(pub, 'POST', `${V}/agent/:node/report`, async (req) => {
+    const node = await findNode(db, req.params.node!);
+    if (!node) throw notFound(`Node ${req.params.node} could not be found.`);
+    const want = node.driver_internal_info.os_report_token;
+    const got = req.headers['x-report-token'];
+    if (typeof want !== 'string' || typeof got !== 'string' || got.length !== want.length || !timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
+      throw new ApiError(403, 'Invalid or missing report token.');
+    }
+    const b = objectBody(req, 'report');
+    const report = { hostname: String(b.hostname ?? '').slice(0, 255), kernel: String(b.kernel ?? '').slice(0, 255), addresses: String(b.addresses ?? '').slice(0, 1000), at: new Date().toISOString() };
+    for (let i = 0; ; i++) {
+      const fresh = (await findNode(db, node.uuid))!;
+      if (await updateNode(db, node.id, { driver_internal_info: { ...fresh.driver_internal_info, os_report: report } }, { reservation: null })) break;
+      if (i > 50) throw nodeLocked(node.uuid, fresh.reservation ?? 'another host');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const { addHistory } = await import('../../store/nodes.js');
+    await addHistory(db, node.id, { event: `deployed OS reported in: ${report.hostname} (${report.kernel}) at ${report.addresses}`, event_type: 'deploying' });
+    return { status: 200, body: { reported_at: report.at } };
+  });
 }

@@ -6,7 +6,7 @@
 import type { Task } from '../interfaces.js';
 import { DriverError } from '../interfaces.js';
 
-export type AgentCommandName = 'inspect' | 'erase_devices_metadata' | 'erase_devices' | 'write_image' | 'reboot' | 'poweroff';
+export type AgentCommandName = 'inspect' | 'erase_devices_metadata' | 'erase_devices' | 'write_image' | 'write_blob' | 'reboot' | 'poweroff';
 
 export interface AgentCommand {
   id: string;

@@ -7,7 +7,9 @@ import type { CleanStep, DeployInterface, InspectInterface, StepResult, Task } f
 import { DriverError } from '../interfaces.js';
 import { registerInterface } from '../registry.js';
 import { randomBytes } from 'node:crypto';
-import { AgentCommand, agentConnected, lastCommand, queueCommand, resetCommands } from './commands.js';
+import { AgentCommand, agentConnected, commandsOf, lastCommand, queueCommand, resetCommands } from './commands.js';
+import { addPartition, PartitionError } from '../../deploy/partitions.js';
+import { buildConfigDrive, ConfigDriveError } from '../../deploy/configdrive.js';
 
 const GiB = 1024 ** 3;
 
@@ -102,7 +104,8 @@ export const directDeploy: DeployInterface = {
   async deploy(task) {
     imageOf(task);
     await bootRamdisk(task);
-    await task.update({ driver_internal_info: { deploy_phase: 'inspect' } });
+    // The deployed OS reports in with this token, which its config drive carries.
+    await task.update({ driver_internal_info: { deploy_phase: 'inspect', os_report_token: randomBytes(24).toString('base64url'), os_report: undefined } });
     await queueCommand(task, 'inspect');
     return 'wait';
   },
@@ -132,6 +135,13 @@ export const directDeploy: DeployInterface = {
     }
     if (last.command === 'write_image') {
       await task.event(`image written and verified: ${last.message ?? ''}`);
+      await writeConfigDrive(task, last);
+      return 'wait';
+    }
+    if (last.command === 'write_blob') {
+      const pending = commandsOf(task.node.driver_internal_info).filter((c) => c.command === 'write_blob' && c.status !== 'ok');
+      if (pending.length) return 'wait';
+      await task.event('config drive written');
       await task.update({ driver_internal_info: { deploy_phase: 'poweroff' } });
       await queueCommand(task, 'poweroff');
       return 'wait';
@@ -152,6 +162,7 @@ export const directDeploy: DeployInterface = {
     const d = driverOf(task);
     await d.power.setPowerState(task, 'power off');
     await d.boot.cleanUpInstance(task);
+    await task.update({ driver_internal_info: { os_report_token: undefined, os_report: undefined, root_device: undefined, configdrive_partition: undefined } });
   },
   cleanSteps: () => STEPS,
   async prepareCleaning(task) {
@@ -171,6 +182,43 @@ export const directDeploy: DeployInterface = {
     await task.update({ driver_internal_info: { agent_commands: undefined, agent_secret_token: undefined, agent_connected: undefined } });
   },
 };
+
+/**
+ * After the image: a config-drive partition at the end of the root disk (the partition table
+ * entry computed here from the image's first sectors, which the agent sent back).
+ */
+async function writeConfigDrive(task: Task, written: AgentCommand): Promise<void> {
+  const put = task.services?.putBlob;
+  if (!put) throw new DriverError('this conductor cannot hand files to the agent', 'failed');
+  const head = Buffer.from(String((written.data as { head?: string } | null)?.head ?? ''), 'base64');
+  const device = String(task.node.driver_internal_info.root_device);
+  const disk = (inventoryOf(task)?.disks ?? []).find((d) => d.name === device);
+  if (!disk) throw new DriverError(`the root disk ${device} is not in the inventory`, 'failed');
+  const image = imageOf(task);
+  const cd = task.node.instance_info.configdrive;
+  let drive: Buffer;
+  try {
+    drive = await buildConfigDrive({
+      uuid: task.node.uuid, name: task.node.name ?? task.node.uuid,
+      user: cd && typeof cd === 'object' ? cd as never : undefined,
+      report: { api: task.services!.apiUrl!, node: task.node.uuid, token: String(task.node.driver_internal_info.os_report_token) },
+    });
+  } catch (e) {
+    if (e instanceof ConfigDriveError) throw new DriverError(e.message, 'failed');
+    throw e;
+  }
+  let plan;
+  try { plan = addPartition(head, image.size, disk.size, drive.length); } catch (e) {
+    if (e instanceof PartitionError) throw new DriverError(`cannot add the config drive partition: ${e.message}`, 'failed');
+    throw e;
+  }
+  const blobs = [{ name: 'configdrive', offset: plan.partitionOffset, data: drive }, ...plan.writes.map((w, i) => ({ name: `table-${i}`, offset: w.offset, data: w.data }))];
+  for (const b of blobs) {
+    const { sha256, size } = await put(b.name, b.data);
+    await queueCommand(task, 'write_blob', { path: `/v1/agent/${task.node.uuid}/blobs/${b.name}`, device, offset: b.offset, sha256, size });
+  }
+  await task.update({ driver_internal_info: { deploy_phase: 'configdrive', configdrive_partition: `${device} #${plan.partitionNumber} (${plan.table})` } });
+}
 
 export const agentInspect: InspectInterface = {
   name: 'agent',
