@@ -18,6 +18,17 @@ import type { NodeRecord } from '../../model/node.js';
 /** States in which a node's ramdisk may look itself up and call back. */
 export const AGENT_STATES: ReadonlySet<string> = new Set([S.DEPLOYING, S.DEPLOYWAIT, S.CLEANING, S.CLEANWAIT, S.INSPECTING, S.INSPECTWAIT, S.RESCUING, S.RESCUEWAIT]);
 
+/** The node, if `got` equals the secret the node keeps under `key` (constant-time compare); 403 otherwise. */
+async function nodeWithSecret(db: Db, ident: string, key: 'agent_secret_token' | 'os_report_token', got: unknown, what: string): Promise<NodeRecord> {
+  const node = await findNode(db, ident);
+  if (!node) throw notFound(`Node ${ident} could not be found.`);
+  const want = node.driver_internal_info[key];
+  if (typeof want !== 'string' || typeof got !== 'string' || got.length !== want.length || !timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
+    throw new ApiError(403, `Invalid or missing ${what} received.`);
+  }
+  return node;
+}
+
 export function agentRoutes(router: Router, db: Db, dispatcher: Dispatcher, heartbeatTimeoutS = 300): void {
   const pub = { style: 'ironic' as const, public: true };
   const V = `${BAREMETAL_PREFIX}/v1`;
@@ -54,37 +65,19 @@ export function agentRoutes(router: Router, db: Db, dispatcher: Dispatcher, hear
   });
 
   router.add(pub, 'POST', `${V}/heartbeat/:node`, async (req) => {
-    const node = await findNode(db, req.params.node!);
-    if (!node) throw notFound(`Node ${req.params.node} could not be found.`);
     const b = objectBody(req, 'heartbeat');
-    const want = node.driver_internal_info.agent_secret_token;
-    const got = b.agent_token;
-    if (typeof want !== 'string' || typeof got !== 'string' || got.length !== want.length || !timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
-      throw new ApiError(403, 'Invalid or missing agent token received.');
-    }
+    const node = await nodeWithSecret(db, req.params.node!, 'agent_secret_token', b.agent_token, 'agent token');
     if (!AGENT_STATES.has(node.provision_state)) throw new ApiError(409, `Node ${node.uuid} is in state ${node.provision_state}, not waiting for its agent.`);
     if (node.reservation) throw nodeLocked(node.uuid, node.reservation);
     if (typeof b.callback_url === 'string') {
       await updateNode(db, node.id, { driver_internal_info: { ...node.driver_internal_info, agent_url: b.callback_url, agent_last_heartbeat: new Date().toISOString() } });
     }
-    await dispatcher.call(node, 'heartbeat', { payload: b }, true, 120_000).catch((e) => {
-      if (e instanceof ApiError && e.status === 409) throw e;
-      throw e;
-    });
+    await dispatcher.call(node, 'heartbeat', { payload: b }, true, 120_000);
     return { status: 202 };
   });
 
   // ---- the ooo agent's command channel (docs/agent-protocol.md) ----
-  const agentNode = async (req: Request): Promise<NodeRecord> => {
-    const node = await findNode(db, req.params.node!);
-    if (!node) throw notFound(`Node ${req.params.node} could not be found.`);
-    const want = node.driver_internal_info.agent_secret_token;
-    const got = req.headers['x-agent-token'];
-    if (typeof want !== 'string' || typeof got !== 'string' || got.length !== want.length || !timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
-      throw new ApiError(403, 'Invalid or missing agent token received.');
-    }
-    return node;
-  };
+  const agentNode = (req: Request) => nodeWithSecret(db, req.params.node!, 'agent_secret_token', req.headers['x-agent-token'], 'agent token');
   /** Tells the node's conductor that the agent called; retried briefly if the node is busy. */
   const queueHeartbeat = async (node: NodeRecord, payload: Record<string, unknown>) => {
     for (let i = 0; ; i++) {
@@ -139,13 +132,7 @@ export function agentRoutes(router: Router, db: Db, dispatcher: Dispatcher, hear
 
   // The deployed OS reports in (config agent), with the report token from its config drive.
   router.add(pub, 'POST', `${V}/agent/:node/report`, async (req) => {
-    const node = await findNode(db, req.params.node!);
-    if (!node) throw notFound(`Node ${req.params.node} could not be found.`);
-    const want = node.driver_internal_info.os_report_token;
-    const got = req.headers['x-report-token'];
-    if (typeof want !== 'string' || typeof got !== 'string' || got.length !== want.length || !timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
-      throw new ApiError(403, 'Invalid or missing report token.');
-    }
+    const node = await nodeWithSecret(db, req.params.node!, 'os_report_token', req.headers['x-report-token'], 'report token');
     const b = objectBody(req, 'report');
     const report = { hostname: String(b.hostname ?? '').slice(0, 255), kernel: String(b.kernel ?? '').slice(0, 255), addresses: String(b.addresses ?? '').slice(0, 1000), at: new Date().toISOString() };
     for (let i = 0; ; i++) {
