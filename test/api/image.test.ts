@@ -164,6 +164,18 @@ for (const store of STORES) {
       assert.equal(r.status, 204);
     });
 
+    test('an image left saving by a crashed upload takes new data once stale', async () => {
+      const c = await create({ name: 'crashed' });
+      const old = new Date(Date.now() - 3600_000).toISOString();
+      await s.seed.db.run("UPDATE images SET status = 'saving', updated_at = ? WHERE id = ?", [old, c.id]);
+      assert.equal((await upload(c.id, randomBytes(100))).status, 204);
+      const d = await create({ name: 'busy' });
+      await s.seed.db.run("UPDATE images SET status = 'saving' WHERE id = ?", [d.id]);
+      const r = await upload(d.id, randomBytes(100));
+      assert.equal(r.status, 409);
+      assert.match(r.body.message, /saving to saving is not allowed/);
+    });
+
     test('a truncated upload (Content-Length larger than the body, then close) keeps nothing', async () => {
       const c = await create({ name: 'truncated' });
       const before = storeFiles();
@@ -381,6 +393,19 @@ for (const store of STORES) {
       assert.equal(part.status, 206);
       assert.ok(Buffer.from(await part.arrayBuffer()).equals(data.subarray(10, 20)));
       assert.equal((await fetch(`${s.url}/images/nope`)).status, 404);
+      // A downloader that goes away mid-stream costs nothing; the next one is served.
+      const big = await create({ name: 'served-big' });
+      const bigData = randomBytes(8 << 20);
+      assert.equal((await upload(big.id, bigData)).status, 204);
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get(`${s.url}/images/served-big`, (res) => {
+          res.once('data', () => { req.destroy(); setTimeout(resolve, 100); });
+        });
+        req.on('error', () => undefined);
+        req.setTimeout(5000, () => reject(new Error('no data')));
+      });
+      const whole = await fetch(`${s.url}/images/served-big`);
+      assert.ok(Buffer.from(await whole.arrayBuffer()).equals(bigData));
       const queued = await create({ name: 'no-data' });
       assert.equal((await fetch(`${s.url}/images/${queued.id}`)).status, 409);
     });

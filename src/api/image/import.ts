@@ -16,7 +16,7 @@ import { now } from '../../util/ids.js';
 import { logger } from '../../util/log.js';
 import type { Image } from './images.js';
 import type { ImageContext } from './routes.js';
-import { ingest } from './routes.js';
+import { ingest, staleBefore, TAKEABLE } from './routes.js';
 
 const log = logger('image');
 export const IMPORT_METHODS = ['web-download', 'ooo-local'] as const;
@@ -52,7 +52,7 @@ export async function startImport(ctx: ImageContext, img: Image, body: unknown, 
   }
   const props = { ...img.properties };
   delete props[IMPORT_ERROR];
-  const r = await ctx.db.run("UPDATE images SET status = 'importing', properties = ?, updated_at = ? WHERE id = ? AND status = 'queued'", [JSON.stringify(props), now(), img.id]);
+  const r = await ctx.db.run(`UPDATE images SET status = 'importing', properties = ?, updated_at = ? WHERE id = ? AND ${TAKEABLE}`, [JSON.stringify(props), now(), img.id, staleBefore()]);
   if (r.changes === 0) throw conflict(`Image ${img.id} is ${img.status}: only a queued image (no data yet) can be imported into.`);
   const store = ctx.store();
   log.info('image import started', { id: img.id, method: method.name, source: source.describe });

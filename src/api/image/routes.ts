@@ -27,6 +27,12 @@ const log = logger('image');
 
 const PATCH_TYPES = ['application/openstack-images-v2.1-json-patch', 'application/openstack-images-v2.0-json-patch'];
 
+/** An upload or import whose process died shows no progress for this long; the image then takes new data. */
+export const STALE_MS = 120_000;
+export const staleBefore = (): string => new Date(Date.now() - STALE_MS).toISOString();
+/** SQL: the image may receive data now (one parameter: staleBefore()). */
+export const TAKEABLE = "(status = 'queued' OR (status IN ('saving', 'importing') AND updated_at < ?))";
+
 export interface ImageContext {
   db: Db;
   store(): ImageStore;
@@ -366,11 +372,16 @@ function expectedOf(req: Request, img: Image): Expected {
 export async function ingest(ctx: ImageContext, img: Image, from: string, receive: () => Promise<Staged>): Promise<Image> {
   const { db } = ctx;
   let staged: Staged;
+  // While data flows, updated_at moves: an image left saving/importing by a crashed process is
+  // recognised by a stale updated_at and may be uploaded to again (see STALE_MS).
+  const beat = setInterval(() => { db.run('UPDATE images SET updated_at = ? WHERE id = ? AND status = ?', [now(), img.id, from]).catch(() => undefined); }, STALE_MS / 4);
   try {
     staged = await receive();
   } catch (e) {
     await db.run("UPDATE images SET status = 'queued', updated_at = ? WHERE id = ? AND status = ?", [now(), img.id, from]);
     throw e;
+  } finally {
+    clearInterval(beat);
   }
   const store = ctx.store();
   const activated = await store.locked(staged.sha256, async () => {
@@ -394,7 +405,7 @@ async function uploadRoute(ctx: ImageContext, req: Request): Promise<Response> {
   if (expected.size !== undefined && !(Number.isInteger(expected.size) && expected.size >= 0)) throw badRequest(`Invalid Content-Length '${req.headers['content-length']}'.`);
   if (expected.size === 0) throw badRequest('The image data is empty (0 bytes): an image needs data.');
   const store = ctx.store();
-  const r = await db.run("UPDATE images SET status = 'saving', updated_at = ? WHERE id = ? AND status = 'queued'", [now(), img.id]);
+  const r = await db.run(`UPDATE images SET status = 'saving', updated_at = ? WHERE id = ? AND ${TAKEABLE}`, [now(), img.id, staleBefore()]);
   if (r.changes === 0) {
     const cur = await getImage(db, img.id);
     throw conflict(`Image status transition from ${cur?.status ?? 'deleted'} to saving is not allowed: image data can only be uploaded to a queued image.`);
