@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { STORES, TestSeed, eventually, startTestSeed, waitState } from '../helpers/seed.js';
 
 const QEMU = existsSync('/usr/bin/qemu-img') ? false : 'qemu-img is not installed (Debian qemu-utils)';
@@ -452,6 +453,33 @@ for (const store of STORES) {
         assert.equal((await img('DELETE', `/images/${c.id}`)).status, 204);
         assert.deepEqual(readdirSync(join(s.dataDir, 'images', 'raw')), [], 'conversion removed with the image');
       } finally { rmSync(dir, { recursive: true, force: true }); }
+    });
+
+    test('random bodies, patches and queries: 4xx or success, never 5xx', async () => {
+      const target = await create({ name: 'fuzz-target' });
+      const json = fc.jsonValue({ maxDepth: 3 });
+      await fc.assert(fc.asyncProperty(json, async (body) => {
+        const r = await img('POST', '/images', body);
+        assert.ok(r.status < 500, `POST ${JSON.stringify(body)} -> ${r.status} ${JSON.stringify(r.body)}`);
+      }), { numRuns: 150 });
+      const op = fc.record({ op: fc.constantFrom('add', 'replace', 'remove', 'move', 'test', 'x'), path: fc.oneof(fc.constantFrom('/name', '/tags', '/tags/0', '/tags/-', '/min_ram', '/protected', '/visibility', '/x', '/', '', '/a/b', '/os_glance_y'), fc.string()), value: json });
+      await fc.assert(fc.asyncProperty(fc.array(op, { maxLength: 4 }), async (patch) => {
+        const r = await img('PATCH', `/images/${target.id}`, patch, { 'Content-Type': 'application/openstack-images-v2.1-json-patch' });
+        assert.ok(r.status < 500, `PATCH ${JSON.stringify(patch)} -> ${r.status} ${JSON.stringify(r.body)}`);
+      }), { numRuns: 150 });
+      const key = fc.constantFrom('name', 'status', 'tag', 'limit', 'marker', 'sort', 'sort_key', 'sort_dir', 'size_min', 'created_at', 'visibility', 'owner', 'x');
+      await fc.assert(fc.asyncProperty(fc.array(fc.tuple(key, fc.string()), { maxLength: 4 }), async (pairs) => {
+        const q = new URLSearchParams(pairs).toString();
+        const r = await img('GET', `/images?${q}`);
+        assert.ok(r.status < 500, `GET ?${q} -> ${r.status} ${JSON.stringify(r.body)}`);
+      }), { numRuns: 150 });
+      await fc.assert(fc.asyncProperty(fc.string(), async (ident) => {
+        const r = await fetch(`${s.url}/images/${encodeURIComponent(ident)}`);
+        await r.arrayBuffer();
+        assert.ok(r.status < 500, `GET /images/${ident} -> ${r.status}`);
+        const t = await img('PUT', `/images/${target.id}/tags/${encodeURIComponent(ident)}`);
+        assert.ok(t.status < 500, `PUT tag ${JSON.stringify(ident)} -> ${t.status}`);
+      }), { numRuns: 100 });
     });
 
     test('visibility: a member of another project neither sees nor changes private images', async () => {

@@ -213,7 +213,10 @@ const LIST_PARAMS = new Set(['limit', 'marker', 'sort', 'sort_key', 'sort_dir', 
 async function listRoute(db: Db, req: Request): Promise<Response> {
   const a = authOf(req);
   const q = req.query;
-  for (const k of q.keys()) if (!LIST_PARAMS.has(k)) throw badRequest(`Unknown filter or parameter '${k}' (known: ${[...LIST_PARAMS].join(', ')}).`);
+  for (const [k, v] of q) {
+    if (!LIST_PARAMS.has(k)) throw badRequest(`Unknown filter or parameter '${k.replace(/\0/g, '\\0')}' (known: ${[...LIST_PARAMS].join(', ')}).`);
+    if (v.includes('\u0000')) throw badRequest(`Invalid value for '${k}': it contains a NUL character.`);
+  }
   const where: string[] = [];
   const params: unknown[] = [];
   const multi = (field: string, col: string, allowed?: readonly string[]) => {

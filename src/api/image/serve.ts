@@ -21,6 +21,7 @@ export const SERVE_PREFIX = '/images';
 
 async function find(ctx: ImageContext, ident: string): Promise<Image> {
   let img: Image | undefined;
+  if (ident.includes('\u0000')) throw notFound('No image with a NUL character in its name.');
   if (isUuid(ident)) img = await getImage(ctx.db, canonicalUuid(ident));
   if (!img) {
     const rows = await ctx.db.all<{ id: string }>("SELECT id FROM images WHERE name = ? AND status IN ('active', 'deactivated')", [ident]);
