@@ -384,12 +384,13 @@ export class IpmiClient {
    * then set complete.
    */
   async setBootDevice(o: { device: MachineBootDevice; persistent?: boolean; mode?: 'bios' | 'uefi' }): Promise<void> {
-    await this.setBootOption(0, Buffer.from([0x01]));
+    // Parameters 0 and 4 are optional (some BMCs, ipmi_sim among them, refuse them): best effort.
+    const inProgress = await this.setBootOption(0, Buffer.from([0x01])).then(() => true, () => false);
     try {
-      await this.setBootOption(4, Buffer.from([0x01, 0x00])).catch(() => undefined);
+      await this.setBootOption(4, Buffer.from([0x01, 0x01])).catch(() => undefined);
       await this.setBootOption(5, encodeBootFlags({ valid: true, persistent: o.persistent ?? false, mode: o.mode ?? 'bios', device: o.device }));
     } finally {
-      await this.setBootOption(0, Buffer.from([0x00])).catch(() => undefined);
+      if (inProgress) await this.setBootOption(0, Buffer.from([0x00])).catch(() => undefined);
     }
   }
 
