@@ -140,6 +140,6 @@ export function ipmitool(port: number, args: string[], o: { suite?: number; user
   return run('ipmitool', ['-I', 'lanplus', '-H', '127.0.0.1', '-p', String(port), '-U', o.user ?? 'admin', '-P', o.password ?? 'password', ...(o.suite === undefined ? [] : ['-C', String(o.suite)]), ...args]);
 }
 
-export function freeipmi(bin: 'ipmipower' | 'ipmi-chassis', port: number, args: string[], o: { user?: string; password?: string } = {}) {
+export function freeipmi(bin: 'ipmipower' | 'ipmi-chassis' | 'ipmi-chassis-config', port: number, args: string[], o: { user?: string; password?: string } = {}) {
   return run(bin, ['-D', 'LAN_2_0', '-h', `127.0.0.1:${port}`, '-u', o.user ?? 'admin', '-p', o.password ?? 'password', ...args]);
 }
