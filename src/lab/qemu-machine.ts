@@ -1,0 +1,157 @@
+/**
+ * A qemu VM as a MachineBackend: what a virtual BMC (IPMI or Redfish server) drives in the lab.
+ *
+ * Power maps to QMP: on = cont (after system_reset, so that the boot order in effect is the
+ * current one); hard off = stop + system_reset (status prelaunch); soft off = system_powerdown
+ * (the guest handles the ACPI power button; with -no-shutdown qemu stays in status shutdown);
+ * reset = system_reset. The boot device is the bootindex of the NIC and disk devices, set with
+ * qom-set and read by the firmware at the next reset. A one-time override is replaced by the
+ * persistent order as soon as one boot has started with it (ours or a reboot by the guest).
+ */
+import type { MachineBackend, MachineBootDevice, MachineBootOverride } from '../protocols/machine.js';
+import type { QmpClient, QmpEvent } from './qmp.js';
+
+/** What QemuMachine needs from a VM (QemuVm provides it). */
+export interface QemuMachineTarget {
+  readonly name: string;
+  readonly uuid: string;
+  readonly macs: string[];
+  /** QOM ids of the NIC devices, in MAC order; the first is the PXE NIC. */
+  readonly nicIds: string[];
+  readonly diskId: string | undefined;
+  readonly qmp: QmpClient;
+}
+
+export type QemuStatus = 'prelaunch' | 'running' | 'paused' | 'shutdown' | string;
+
+export class QemuMachine implements MachineBackend {
+  private override: MachineBootOverride = { device: 'none', persistent: false, mode: 'bios' };
+  /** The order set when no override is active. */
+  private persistentDevice: MachineBootDevice = 'none';
+  /** A one-time override is in the devices' bootindex and will be consumed by the next boot. */
+  private oncePending = false;
+  private hooked: QmpClient | undefined;
+  /** Boots started since creation (power on, reset, cycle, guest reboots). */
+  boots = 0;
+
+  constructor(private readonly vm: QemuMachineTarget, private readonly log: (line: string) => void = () => {}) {}
+
+  get name(): string { return this.vm.name; }
+  get uuid(): string { return this.vm.uuid; }
+  get macs(): string[] { return this.vm.macs; }
+
+  private qmp(): QmpClient {
+    const q = this.vm.qmp;
+    if (this.hooked !== q) {
+      this.hooked = q;
+      // A reset the guest asks for (reboot) also consumes a one-time boot device.
+      q.on('RESET', (e: QmpEvent) => { if (e.data?.guest) { this.boots++; void this.afterBoot(); } });
+    }
+    return q;
+  }
+
+  async status(): Promise<QemuStatus> {
+    const r = await this.qmp().execute<{ status: string; running: boolean }>('query-status');
+    return r.status;
+  }
+
+  async powerState(): Promise<'on' | 'off'> {
+    const s = await this.status();
+    // paused: between stop and the reset of a hard power off. guest-panicked/internal-error: a
+    // crashed machine is still powered.
+    return s === 'prelaunch' || s === 'shutdown' || s === 'paused' ? 'off' : 'on';
+  }
+
+  /** system_reset and wait until qemu has done it (the RESET event). */
+  private async resetNow(): Promise<void> {
+    const q = this.qmp();
+    const ev = q.waitEvent('RESET', 10_000, (e) => !e.data?.guest);
+    await q.execute('system_reset');
+    await ev;
+  }
+
+  async powerOn(): Promise<void> {
+    if ((await this.powerState()) === 'on') return;
+    await this.bootNow(true);
+  }
+
+  /** Reset (picks up the current bootindex) and, if asked, run. */
+  private async bootNow(run: boolean): Promise<void> {
+    const q = this.qmp();
+    const s = await this.status();
+    if (s === 'running' && run) await q.execute('stop');
+    await this.resetNow();
+    this.boots++;
+    if (run) await q.execute('cont');
+    await this.afterBoot();
+    this.log(`${this.name}: boot ${this.boots} (${this.describeOrder()})`);
+  }
+
+  async powerOff(): Promise<void> {
+    const q = this.qmp();
+    const s = await this.status();
+    if (s === 'prelaunch') return;
+    if (s === 'running') await q.execute('stop');
+    await this.resetNow();
+    const after = await this.status();
+    if (after !== 'prelaunch') throw new Error(`${this.name}: still '${after}' after stop + system_reset`);
+  }
+
+  async softPowerOff(): Promise<void> {
+    if ((await this.status()) !== 'running') return;
+    await this.qmp().execute('system_powerdown');
+  }
+
+  async reset(): Promise<void> {
+    if ((await this.status()) !== 'running') return;
+    await this.resetNow();
+    this.boots++;
+    await this.afterBoot();
+  }
+
+  async powerCycle(): Promise<void> {
+    await this.powerOff();
+    await this.bootNow(true);
+  }
+
+  async bootOverride(): Promise<MachineBootOverride> { return { ...this.override }; }
+
+  async setBootOverride(o: MachineBootOverride): Promise<void> {
+    this.override = { ...o };
+    if (o.persistent) { this.persistentDevice = o.device; this.oncePending = false; }
+    else this.oncePending = o.device !== 'none';
+    await this.applyOrder(o.persistent || o.device !== 'none' ? o.device : this.persistentDevice);
+  }
+
+  private async afterBoot(): Promise<void> {
+    if (!this.oncePending) return;
+    this.oncePending = false;
+    this.override = { ...this.override, device: 'none' };
+    await this.applyOrder(this.persistentDevice).catch((e) => this.log(`${this.name}: restoring the boot order failed: ${(e as Error).message}`));
+  }
+
+  private describeOrder(): string { return `boot device ${this.override.device === 'none' ? this.persistentDevice : this.override.device}`; }
+
+  /**
+   * Put `device` first: pxe = first NIC then disk; disk = disk then first NIC; none (and cdrom,
+   * bios: the VM has neither) = the VM's default, network then disk.
+   */
+  private async applyOrder(device: MachineBootDevice): Promise<void> {
+    const nic = this.vm.nicIds[0];
+    const disk = this.vm.diskId;
+    const order: string[] = device === 'disk' ? [disk, nic].filter((x): x is string => !!x) : [nic, disk].filter((x): x is string => !!x);
+    const q = this.qmp();
+    // Two devices cannot hold the same index: clear them all first.
+    for (const id of [nic, disk]) if (id) await q.execute('qom-set', { path: `/machine/peripheral/${id}`, property: 'bootindex', value: -1 });
+    for (const [i, id] of order.entries()) await q.execute('qom-set', { path: `/machine/peripheral/${id}`, property: 'bootindex', value: i + 1 });
+  }
+
+  /** The bootindex of each boot device as qemu has it now (tests, diagnostics). */
+  async bootIndexes(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const id of [this.vm.nicIds[0], this.vm.diskId]) {
+      if (id) out[id] = await this.qmp().execute<number>('qom-get', { path: `/machine/peripheral/${id}`, property: 'bootindex' });
+    }
+    return out;
+  }
+}
