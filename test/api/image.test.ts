@@ -307,6 +307,13 @@ for (const store of STORES) {
       assert.equal((await img('DELETE', `/images/${c.id}`)).status, 409, 'by id as well');
       await s.bm('PUT', '/v1/nodes/img-user/states/provision', { target: 'deleted' });
       await waitState(s, 'img-user', 'available');
+      // A node in the middle of a deploy (waiting for its ramdisk), pointing at the image by URL.
+      const w = await s.bm('POST', '/v1/nodes', { driver: 'fake-hardware', name: 'img-deploying', instance_info: { image_source: `${s.url}/images/${c.id}/raw` } });
+      await s.seed.db.run("UPDATE nodes SET provision_state = 'wait call-back', target_provision_state = 'active' WHERE uuid = ?", [w.body.uuid]);
+      r = await img('DELETE', `/images/${c.id}`);
+      assert.equal(r.status, 409);
+      assert.match(r.body.message, /in use by node img-deploying \(wait call-back\)/);
+      await s.seed.db.run("UPDATE nodes SET provision_state = 'deploy failed', target_provision_state = NULL WHERE uuid = ?", [w.body.uuid]);
       r = await img('DELETE', `/images/${c.id}`);
       assert.equal(r.status, 204);
       assert.equal((await img('GET', `/images/${c.id}`)).status, 404);
