@@ -1,0 +1,68 @@
+/** Shared helpers for the lab and boot tests: what the machine lacks, kernels, tiny initramfs. */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { which } from '../../src/images/builder/exec.js';
+import { cpioBuffer } from '../../src/images/builder/cpio.js';
+
+/** Why lab tests (namespaces, taps, qemu) cannot run here, or false. */
+export function labSkipReason(...tools: string[]): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, bridges, tap devices)';
+  const missing = ['ip', ...tools].filter((t) => !which(t) && !existsSync(`/usr/sbin/${t}`));
+  if (missing.length) return `not installed: ${missing.join(', ')} (see scripts/packages/lab.txt)`;
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  if (r.status !== 0) return `network namespaces unavailable: ${r.stderr.trim()}`;
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun (tap devices)';
+  return false;
+}
+
+/**
+ * A Debian kernel (vmlinuz): from the image builder's kernel cache when it has one, else
+ * `apt-get download linux-image-6.1.0-*-amd64` + `dpkg -x` into ~/.cache/ooo/lab/kernel.
+ */
+export function findKernel(): string | undefined {
+  const roots = [join(process.env.OOO_IMAGE_CACHE_DIR ?? join(homedir(), '.cache', 'ooo', 'images'), 'kernel', 'trees'), join(homedir(), '.cache', 'ooo', 'lab', 'kernel')];
+  for (const root of roots) {
+    if (!existsSync(root)) continue;
+    for (const t of readdirSync(root).sort().reverse()) {
+      const boot = join(root, t, 'boot');
+      if (!existsSync(boot)) continue;
+      const k = readdirSync(boot).find((f) => f.startsWith('vmlinuz-'));
+      if (k) return join(boot, k);
+    }
+  }
+  const dest = join(homedir(), '.cache', 'ooo', 'lab', 'kernel');
+  mkdirSync(dest, { recursive: true });
+  const pol = spawnSync('apt-cache', ['search', '--names-only', '^linux-image-6\\.1\\.0-[0-9]+-amd64$'], { encoding: 'utf8' });
+  const pkg = (pol.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter(Boolean).sort((a, b) => Number(b.split('-')[3]) - Number(a.split('-')[3]))[0];
+  if (!pkg) return undefined;
+  const work = join(dest, `dl-${process.pid}`);
+  mkdirSync(work, { recursive: true });
+  const dl = spawnSync('apt-get', ['download', pkg], { cwd: work, encoding: 'utf8' });
+  const deb = existsSync(work) ? readdirSync(work).find((f) => f.endsWith('.deb')) : undefined;
+  if (dl.status !== 0 || !deb) { rmSync(work, { recursive: true, force: true }); return undefined; }
+  const tree = join(dest, deb.replace(/\.deb$/, ''));
+  spawnSync('dpkg', ['-x', join(work, deb), `${tree}.tmp-${process.pid}`]);
+  try { renameSync(`${tree}.tmp-${process.pid}`, tree); } catch { rmSync(`${tree}.tmp-${process.pid}`, { recursive: true, force: true }); }
+  rmSync(work, { recursive: true, force: true });
+  return findKernel();
+}
+
+/**
+ * A tiny initramfs (busybox-static + /init) that prints `marker` (and the kernel command line's
+ * ooo.* arguments) on the console, then powers off.
+ */
+export async function markerInitramfs(dir: string, marker: string): Promise<string> {
+  const root = join(dir, 'initramfs-root');
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  mkdirSync(join(root, 'proc'), { recursive: true });
+  mkdirSync(join(root, 'dev'), { recursive: true });
+  copyFileSync('/bin/busybox', join(root, 'bin', 'busybox'));
+  chmodSync(join(root, 'bin', 'busybox'), 0o755);
+  writeFileSync(join(root, 'init'), `#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\nfor a in $(/bin/busybox cat /proc/cmdline); do case $a in ooo.*) echo "arg $a";; esac; done\necho "${marker}"\n/bin/busybox poweroff -f\n`);
+  chmodSync(join(root, 'init'), 0o755);
+  const out = join(dir, 'marker.initramfs');
+  writeFileSync(out, await cpioBuffer(root, { mtime: 1704067200 }));
+  return out;
+}
