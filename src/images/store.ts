@@ -261,6 +261,8 @@ export class ImageStore {
       const metaTmp = this.tmpPath('rawmeta');
       await writeFile(metaTmp, JSON.stringify(out));
       await rename(metaTmp, join(this.root, 'raw', `${sha256}.json`));
+      // The image went away while it was converted: keep no orphan (this download still has its data).
+      if (!(await this.has(sha256))) await this.locked(sha256, async () => { if (!(await this.has(sha256))) await this.remove(sha256); });
       return { path, ...out };
     } finally {
       await unlink(tmp).catch(() => undefined);
