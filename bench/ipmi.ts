@@ -56,7 +56,7 @@ async function main(): Promise<void> {
       else {
         const s = await timed(async () => {
           for (let i = 0; i < CALLS; i++) {
-            const r = await freeipmi('ipmi-chassis', sim.port, ['-W', 'opensesspriv', '--get-status']); // ipmi_sim answers Open Session privilege 0 with 0
+            const r = await freeipmi('ipmi-chassis', sim.port, ['-W', 'opensesspriv', '--get-status']); // without it: "privilege level cannot be obtained" from ipmi_sim
             if (r.code !== 0 || !/System Power/.test(r.stdout)) throw new Error(`ipmi-chassis failed: ${r.stderr}`);
           }
         });
