@@ -59,6 +59,9 @@ interface Session {
   outSeq: number;
   lastSeen: number;
   lastReq?: { key: string; payload: Buffer };
+  /** Highest inbound session sequence number seen, and the recent ones (replay window). */
+  inHigh?: number;
+  inSeen: Set<number>;
 }
 
 type Reply = { code: number; data?: Buffer; after?: () => void };
@@ -151,12 +154,23 @@ export class IpmiServer {
     try { clear = openV20(p, s.sec); } catch { this.stats.dropped++; return; }
     const req = this.tryRequest(clear);
     if (!req) return;
-    s.lastSeen = Date.now();
+    // Replay window (IPMI v2.0 6.12.13): a sequence number seen before, or far behind the highest,
+    // is only answered when it repeats the last request (a retransmission).
+    const seq = p.sequence;
+    const replay = seq === 0 || s.inSeen.has(seq) || (s.inHigh !== undefined && (seq < s.inHigh - 16 || seq > s.inHigh + 64));
     const key = `${req.netFn}:${req.cmd}:${req.rqSeq}:${req.data.toString('hex')}`;
+    const repeat = !!s.lastReq && s.lastReq.key === key;
+    if (replay && !repeat) { this.stats.dropped++; return; }
+    if (!replay) {
+      s.inSeen.add(seq);
+      if (s.inHigh === undefined || seq > s.inHigh) s.inHigh = seq;
+      for (const old of s.inSeen) if (old < s.inHigh - 32) s.inSeen.delete(old);
+    }
+    s.lastSeen = Date.now();
     let payload: Buffer;
     let after: (() => void) | undefined;
-    if (s.lastReq && s.lastReq.key === key) {
-      payload = s.lastReq.payload; // a retransmission: answer again without acting twice
+    if (repeat) {
+      payload = s.lastReq!.payload; // a retransmission: answer again without acting twice
     } else {
       let r: Reply;
       try { r = await this.inSession(s, req); } catch { r = { code: 0xff }; }
@@ -232,7 +246,7 @@ export class IpmiServer {
     while (bmcSid === 0 || this.sessions.has(bmcSid)) bmcSid = randomInt(1, 0xffffffff);
     // Privilege 0 asks for the highest level the channel allows: answer with that real level.
     const maxPriv = r.privilege === 0 ? PRIV_ADMIN : r.privilege;
-    this.sessions.set(bmcSid, { bmcSid, consoleSid: r.consoleSessionId, suite, maxPriv, priv: PRIV_USER, active: false, outSeq: 0, lastSeen: Date.now() });
+    this.sessions.set(bmcSid, { bmcSid, consoleSid: r.consoleSessionId, suite, maxPriv, priv: PRIV_USER, active: false, outSeq: 0, lastSeen: Date.now(), inSeen: new Set() });
     this.stats.sessionsOpened++;
     this.send(encodeV20(PAYLOAD_OPEN_SESSION_RSP, encodeOpenSessionResponse({ tag: r.tag, status: 0, privilege: maxPriv, consoleSessionId: r.consoleSessionId, bmcSessionId: bmcSid, auth: r.auth, integrity: r.integrity, conf: r.conf }), 0, 0), rinfo);
   }

@@ -96,14 +96,40 @@ test('sessions are reused and requests serialised; a lost session is re-opened',
 
 test('unknown commands get 0xC1; retransmitted requests are not executed twice', async () => {
   const { machine, server, port } = await bmc();
+  const seen: Buffer[] = [];
+  const orig = server.handle.bind(server);
+  server.handle = (msg, rinfo) => { seen.push(Buffer.from(msg)); return orig(msg, rinfo); };
   try {
     const c = new IpmiClient({ host: '127.0.0.1', port, username: 'admin', password: 'password' });
     const r = await c.raw(0x2c, 0x3e, Buffer.from([0x00]));
     assert.equal(r.code, 0xc1);
     assert.equal(r.netFn, 0x2d);
     await assert.rejects(c.command(0x06, 0x99), (e: IpmiError) => e.kind === 'completion' && /0xc1/.test(e.message));
+    await c.powerOn();
+    assert.equal(machine.boots, 1);
+    // The same packet again (a retransmission): answered, not acted upon twice.
+    const again = seen[seen.length - 1]!;
+    await orig(again, { address: '127.0.0.1', port: await freeUdpPort(), family: 'IPv4', size: again.length });
+    await c.powerCycle();
+    assert.equal(machine.boots, 2);
+    await machine.powerOff();
+    await orig(again, { address: '127.0.0.1', port: await freeUdpPort(), family: 'IPv4', size: again.length });
+    assert.equal(await machine.powerState(), 'off', 'an old request replayed after a newer one is dropped');
     await c.close();
-    assert.equal(machine.boots, 0);
+  } finally { await server.close(); }
+});
+
+test('an idle session is kept alive', async () => {
+  const { server, port } = await bmc();
+  try {
+    const c = new IpmiClient({ host: '127.0.0.1', port, username: 'admin', password: 'password', keepaliveMs: 1000 });
+    await c.powerState();
+    const before = server.stats.received;
+    await new Promise((r) => setTimeout(r, 1700));
+    assert.ok(server.stats.received > before, 'a keepalive went out');
+    assert.equal(await c.powerState(), 'off');
+    assert.equal(server.stats.sessionsOpened, 1);
+    await c.close();
   } finally { await server.close(); }
 });
 
