@@ -104,6 +104,9 @@ export class IpmiClient {
 
   private get where(): string { return `BMC ${this.host}:${this.port}`; }
 
+  /** True once close() was called. */
+  get isClosed(): boolean { return this.closed; }
+
   private sock(): Socket {
     if (this.socket) return this.socket;
     const s = createSocket(this.host.includes(':') ? 'udp6' : 'udp4');
@@ -447,7 +450,7 @@ function poolKey(o: IpmiClientOptions): string {
 export function ipmiSession(opts: IpmiClientOptions): IpmiClient {
   const key = poolKey(opts);
   let c = pool.get(key);
-  if (!c) {
+  if (!c || c.isClosed) {
     c = new IpmiClient(opts);
     pool.set(key, c);
   }

@@ -3,7 +3,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IpmiClient, IpmiServer } from '../../../src/protocols/ipmi/index.js';
+import { IpmiClient, IpmiServer, closeIpmiSessions } from '../../../src/protocols/ipmi/index.js';
+import { ipmiManagement, ipmiPower, resetIpmiNegotiation } from '../../../src/drivers/ipmi.js';
+import type { DriverNode, Task } from '../../../src/drivers/interfaces.js';
+import { Logger } from '../../../src/util/log.js';
 import { SimMachine } from '../../../src/lab/sim-machine.js';
 import { freeipmi, ipmitool, missing, startIpmiSim } from './peers.js';
 
@@ -118,4 +121,27 @@ test('our client against OpenIPMI ipmi_sim, cipher suite 3', { skip: missing('ip
     await assert.rejects(nobody.powerState(), /does not know user 'nobody'|RAKP 2 status/);
     await nobody.close();
   } finally { await sim.stop(); }
+});
+
+test('the ipmi driver against ipmi_sim (cipher suite negotiated)', { skip: missing('ipmi_sim') }, async () => {
+  const sim = await startIpmiSim({ chassis: true });
+  try {
+    resetIpmiNegotiation();
+    const node = {
+      uuid: 'u', name: 'n', driver: 'ipmi', driver_info: { ipmi_address: '127.0.0.1', ipmi_port: sim.port, ipmi_username: 'admin', ipmi_password: 'password' },
+      driver_internal_info: {}, instance_info: {}, properties: {}, extra: {}, provision_state: 'enroll', power_state: null, boot_mode: null, resource_class: null, traits: [],
+    } as DriverNode;
+    const task: Task = { node, ports: [], log: new Logger('test'), signal: new AbortController().signal, async update() { /* unused */ }, async event() { /* unused */ } };
+    await ipmiPower.validate(task);
+    await ipmiManagement.setBootDevice(task, 'pxe', false);
+    assert.equal(sim.boot(), 'pxe');
+    await ipmiPower.setPowerState(task, 'power on', 10);
+    assert.equal(sim.power(), 'on');
+    assert.equal(await ipmiPower.getPowerState(task), 'power on');
+    await ipmiPower.setPowerState(task, 'power off', 10);
+    assert.equal(await ipmiPower.getPowerState(task), 'power off');
+  } finally {
+    await closeIpmiSessions();
+    await sim.stop();
+  }
 });
