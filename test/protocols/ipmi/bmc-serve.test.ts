@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { IpmiClient } from '../../../src/protocols/ipmi/index.js';
@@ -59,4 +60,18 @@ test('virtual BMCs: deterministic MACs and a clear error when a port is taken', 
     const taken = a.inventory.nodes[0]!.driver_info.ipmi_port;
     await assert.rejects(startVirtualBmcs({ machines: 1, ipmiPort: taken, redfishPort: null }), new RegExp(`cannot listen for IPMI on UDP 127.0.0.1:${taken}: EADDRINUSE`));
   } finally { await a.close(); }
+});
+
+const REDFISH_JS = fileURLToPath(new URL('../../../src/protocols/redfish/server.js', import.meta.url));
+
+test('virtual BMCs with the Redfish server: systems listed in the inventory and served', { skip: existsSync(REDFISH_JS) ? false : 'src/protocols/redfish/server.ts is not built' }, async () => {
+  const b = await startVirtualBmcs({ machines: 2, ipmiPort: 0, redfishPort: 0, username: 'admin', password: 'pw' });
+  try {
+    assert.equal(b.redfishMissing, undefined);
+    const rf = b.inventory.nodes[1]!.redfish!;
+    assert.equal(rf.redfish_system_id, '/redfish/v1/Systems/sim-1');
+    const r = await fetch(`${rf.redfish_address}${rf.redfish_system_id}`, { headers: { authorization: `Basic ${Buffer.from('admin:pw').toString('base64')}` } });
+    assert.equal(r.status, 200);
+    assert.equal(((await r.json()) as { Id: string }).Id, 'sim-1');
+  } finally { await b.close(); }
 });
