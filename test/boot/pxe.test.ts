@@ -1,0 +1,138 @@
+/**
+ * The whole network boot on the lab network: a qemu VM (TCG) with a known MAC, powered on over
+ * QMP, boots its NIC ROM (iPXE) -> dnsmasq DHCP -> boot.ipxe -> the node's script over HTTP ->
+ * kernel + initramfs over HTTP -> a marker on the serial console. Then "boot from local disk":
+ * iPXE exits and the firmware moves on to the disk.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LabNetwork } from '../../src/lab/network.js';
+import { QemuVm } from '../../src/lab/vm.js';
+import { QemuMachine } from '../../src/lab/qemu-machine.js';
+import { Dnsmasq } from '../../src/boot/dnsmasq.js';
+import { bootHttpHandler } from '../../src/boot/http.js';
+import { renderLocalBootScript, renderRamdiskScript } from '../../src/boot/ipxe.js';
+import { findKernel, labSkipReason, markerInitramfs } from '../lab/helpers.js';
+
+const MAC = '52:54:00:0b:00:01';
+const MARKER = 'OOO-PXE-RAMDISK-UP';
+const tag = (process.pid % 100000).toString(36);
+
+function skipReason(): string | false {
+  const lab = labSkipReason('qemu-system-x86_64');
+  if (lab) return lab;
+  if (!existsSync('/usr/sbin/dnsmasq')) return 'not installed: dnsmasq (Debian dnsmasq-base, see scripts/packages/lab.txt)';
+  if (!existsSync('/usr/lib/ipxe/undionly.kpxe')) return 'not installed: ipxe (see scripts/packages/lab.txt)';
+  if (!existsSync('/bin/busybox')) return 'not installed: busybox-static';
+  return false;
+}
+const skip = skipReason();
+
+describe('PXE boot on the lab network', { skip }, () => {
+  let dir: string;
+  let net: LabNetwork;
+  let dnsmasq: Dnsmasq;
+  let http: Server;
+  let vm: QemuVm;
+  let m: QemuMachine;
+  let base = '';
+  let mode: 'ramdisk' | 'local' = 'ramdisk';
+  const dhcp: { kind: string; mac: string; at: number }[] = [];
+  const httpLog: string[] = [];
+  const logs: string[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ooo-pxe-'));
+    chmodSync(dir, 0o755);
+    const kernel = findKernel();
+    if (!kernel) throw new Error('no Debian kernel: neither the image builder cache nor apt-get download linux-image-6.1.0-*-amd64 gave one');
+    const files = join(dir, 'files');
+    mkdirSync(files);
+    copyFileSync(kernel, join(files, 'vmlinuz'));
+    copyFileSync(await markerInitramfs(dir, MARKER), join(files, 'initramfs'));
+
+    net = new LabNetwork({ dir, namespace: `ooo-pxe-${tag}`, hostInterface: `oop${tag}`, log: (l) => logs.push(l) });
+    net.create();
+    net.addTap('tap-pxe0');
+
+    http = createServer((req, res) => {
+      handler(req, res).then((done) => { if (!done) { res.writeHead(404); res.end(); } }, () => { res.destroy(); });
+    });
+    // Only on the lab network's host end.
+    await new Promise<void>((r) => http.listen(0, net.hostIp, () => r()));
+    base = `http://${net.hostIp}:${(http.address() as { port: number }).port}`;
+    const handler = bootHttpHandler({
+      baseUrl: base,
+      filesDir: files,
+      log: (l) => httpLog.push(`${Date.now()} ${l}`),
+      scriptFor: (mac) => mac !== MAC ? undefined : mode === 'local' ? renderLocalBootScript() : renderRamdiskScript({
+        kernelUrl: `${base}/boot/files/vmlinuz`, initrdUrl: `${base}/boot/files/initramfs`,
+        apiUrl: `http://${net.hostIp}:6385/baremetal`, token: 'tok-test-123', node: 'node-uuid-1',
+      }),
+    });
+
+    dnsmasq = new Dnsmasq({
+      interface: net.hostInterface, range: { start: '192.0.2.10', end: '192.0.2.40' }, httpUrl: base,
+      stateDir: join(dir, 'dnsmasq'), hosts: [{ mac: MAC, ip: '192.0.2.10', hostname: 'lab-0' }], log: (l) => logs.push(l),
+    });
+    dnsmasq.on('dhcp', (e) => dhcp.push(e));
+    await dnsmasq.start();
+    net.add(dnsmasq.pid!, 'dnsmasq');
+
+    vm = new QemuVm({ name: 'pxe0', dir, memoryMiB: 256, netns: net.namespace, nics: [{ mac: MAC, tap: 'tap-pxe0' }], disk: { sizeBytes: 64 * 1024 * 1024 }, tracker: net, log: (l) => logs.push(l) });
+    await vm.start();
+    m = new QemuMachine(vm);
+  });
+
+  after(async () => {
+    await vm?.kill();
+    await dnsmasq?.stop();
+    http?.close();
+    try { net?.destroy(); } catch (e) { console.error((e as Error).message); }
+    if (dir && !process.env.OOO_TEST_KEEP) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('power on -> iPXE -> DHCP -> HTTP script, kernel, initramfs -> marker on the console', async () => {
+    const t0 = Date.now();
+    await m.powerOn();
+    let seconds: number;
+    try { seconds = await vm.waitForSerial(MARKER, 90_000); } catch (e) {
+      throw new Error(`${(e as Error).message}\ndnsmasq:\n${dnsmasq.recentLog().slice(-15).join('\n')}\nhttp:\n${httpLog.join('\n')}`);
+    }
+    const serial = vm.serial();
+    assert.match(serial, /arg ooo\.token=tok-test-123/);
+    assert.match(serial, /arg ooo\.node=node-uuid-1/);
+    const discover = dhcp.find((e) => e.mac === MAC && e.kind === 'DISCOVER');
+    const ack = dhcp.find((e) => e.mac === MAC && e.kind === 'ACK');
+    assert.ok(discover && ack, `DHCP exchange not seen: ${JSON.stringify(dhcp)}`);
+    assert.ok(dnsmasq.leases().some((l) => l.mac === MAC && l.ip === '192.0.2.10'), 'lease recorded');
+    assert.ok(httpLog.some((l) => l.includes('/boot.ipxe 200')) && httpLog.some((l) => l.includes(`/boot/${MAC}.ipxe 200`)), httpLog.join('\n'));
+    console.log(`# PXE figures: DHCP DISCOVER->ACK ${ack.at - discover.at} ms; power on -> DHCP ACK ${((ack.at - t0) / 1000).toFixed(1)} s; power on -> marker ${seconds.toFixed(1)} s (accel ${vm.accel})`);
+    // The initramfs powers the machine off: qemu stays, in status shutdown = power off.
+    const deadline = Date.now() + 20_000;
+    while ((await m.status()) !== 'shutdown' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await m.status(), 'shutdown');
+    assert.equal(await m.powerState(), 'off');
+  });
+
+  test('boot from local disk: the node script exits and the firmware tries the disk', async () => {
+    mode = 'local';
+    const before = vm.serial().length;
+    await m.powerOn(); // from status shutdown: system_reset + cont
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const s = vm.serial().slice(before);
+      if (/Booting from Hard Disk/.test(s)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const s = vm.serial().slice(before);
+    assert.match(s, /booting from the local disk/, s.slice(-1500));
+    assert.match(s, /Booting from Hard Disk/, s.slice(-1500));
+    assert.doesNotMatch(s, new RegExp(MARKER));
+    await m.powerOff();
+  });
+});
