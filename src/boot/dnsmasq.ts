@@ -111,6 +111,15 @@ export function udpPortUsers(port: number): { local: string; pids: { pid: number
   return found.map((f) => ({ local: f.local, pids: owners.get(f.inode) ?? [] }));
 }
 
+/** A dnsmasq started with --bind-interfaces and only other --interface= than `iface`. */
+function boundElsewhere(pid: number, iface: string): boolean {
+  let argv: string[];
+  try { argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); } catch { return true; }
+  if (!/dnsmasq$/.test(argv[0] ?? '') || !argv.includes('--bind-interfaces')) return false;
+  const ifs = argv.filter((a) => a.startsWith('--interface=')).map((a) => a.slice('--interface='.length));
+  return ifs.length > 0 && !ifs.includes(iface);
+}
+
 /** Every ancestor of `dir` must be searchable by others: dnsmasq serves TFTP as user nobody. */
 function checkWorldReachable(dir: string): void {
   let d = resolve(dir);
@@ -177,7 +186,10 @@ export function validateDnsmasq(s: DnsmasqSettings, opts: { checkPorts?: boolean
   const tftpRoot = s.tftpRoot ?? join(s.stateDir, 'tftp');
   if (opts.checkPorts !== false) {
     for (const [port, what] of [[67, 'DHCP'], [69, 'TFTP']] as const) {
-      const users = udpPortUsers(port).filter((u) => port === 67 || u.local.startsWith('0.0.0.0') || u.local.startsWith(`${subnet.address}:`) || u.local.startsWith('[0000'));
+      const users = udpPortUsers(port).filter((u) => port === 67
+        // A dnsmasq bound to another interface (SO_BINDTODEVICE) does not take our DHCP packets.
+        ? !(u.pids.length && u.pids.every((p) => boundElsewhere(p.pid, s.interface)))
+        : u.local.startsWith('0.0.0.0') || u.local.startsWith(`${subnet.address}:`) || u.local.startsWith('[0000'));
       if (users.length) {
         const who = users.map((u) => `${u.local} by ${u.pids.map((p) => `${p.name} (pid ${p.pid})`).join(', ') || 'an unknown process'}`).join('; ');
         throw new DnsmasqConfigError(`UDP port ${port} (${what}) is already in use: ${who}. Stop the other ${what} server first`);
