@@ -13,7 +13,7 @@ registerHardwareType({
   name: 'fake-hardware',
   supported: {
     bios: ['no-bios', 'fake'], boot: ['fake'], console: ['no-console', 'fake'], deploy: ['fake', 'direct'], inspect: ['fake', 'agent', 'no-inspect'],
-    management: ['fake'], network: ['noop', 'flat', 'fake'], power: ['fake'], raid: ['no-raid', 'fake'], rescue: ['fake', 'no-rescue'],
+    management: ['fake'], network: ['noop', 'flat'], power: ['fake'], raid: ['no-raid', 'fake'], rescue: ['fake', 'no-rescue'],
     storage: ['noop', 'fake'], vendor: ['no-vendor', 'fake'],
   },
 });

@@ -50,4 +50,3 @@ registerInterface('deploy', fakeDeploy);
 registerInterface('inspect', fakeInspect);
 registerInterface('console', fakeConsole);
 for (const kind of ['raid', 'bios', 'vendor', 'rescue', 'storage'] as const) registerInterface(kind, { name: 'fake', properties: {}, validate: ok });
-registerInterface('network', { name: 'fake', properties: {}, validate: ok, addProvisioningNetwork: ok, removeProvisioningNetwork: ok, configureTenantNetworks: ok, unconfigureTenantNetworks: ok });
