@@ -40,7 +40,7 @@ describe('PXE boot on the lab network', { skip }, () => {
   let vm: QemuVm;
   let m: QemuMachine;
   let base = '';
-  let mode: 'ramdisk' | 'local' = 'ramdisk';
+  let mode: 'ramdisk' | 'local' | 'unknown' = 'ramdisk';
   const dhcp: { kind: string; mac: string; at: number }[] = [];
   const httpLog: string[] = [];
   const logs: string[] = [];
@@ -69,7 +69,7 @@ describe('PXE boot on the lab network', { skip }, () => {
       baseUrl: base,
       filesDir: files,
       log: (l) => httpLog.push(`${Date.now()} ${l}`),
-      scriptFor: (mac) => mac !== MAC ? undefined : mode === 'local' ? renderLocalBootScript() : renderRamdiskScript({
+      scriptFor: (mac) => mac !== MAC || mode === 'unknown' ? undefined : mode === 'local' ? renderLocalBootScript() : renderRamdiskScript({
         kernelUrl: `${base}/boot/files/vmlinuz`, initrdUrl: `${base}/boot/files/initramfs`,
         apiUrl: `http://${net.hostIp}:6385/baremetal`, token: 'tok-test-123', node: 'node-uuid-1',
       }),
@@ -133,6 +133,20 @@ describe('PXE boot on the lab network', { skip }, () => {
     assert.match(s, /booting from the local disk/, s.slice(-1500));
     assert.match(s, /Booting from Hard Disk/, s.slice(-1500));
     assert.doesNotMatch(s, new RegExp(MARKER));
+    await m.powerOff();
+  });
+
+  test('no script for the MAC: boot.ipxe retries, then gives up to the next boot device', async () => {
+    mode = 'unknown';
+    const before = vm.serial().length;
+    await m.powerOn();
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !/Booting from Hard Disk/.test(vm.serial().slice(before))) await new Promise((r) => setTimeout(r, 200));
+    const s = vm.serial().slice(before);
+    assert.match(s, /no boot script for 52:54:00:0b:00:01 yet \(attempt 2\)/, s.slice(-2000));
+    assert.match(s, /trying the next boot device/, s.slice(-2000));
+    assert.match(s, /Booting from Hard Disk/, s.slice(-2000));
+    assert.equal(httpLog.filter((l) => l.includes(`/boot/${MAC}.ipxe 404`)).length, 3);
     await m.powerOff();
   });
 });
