@@ -7,13 +7,13 @@
  * inside a total budget of timeoutMs. ipmiSession() shares clients per (host, port, user).
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   CIPHER_SUITES, COMPLETION_CODES, AUTH_ALG_IDS, CONF_ALG_IDS, INTEGRITY_ALG_IDS, NETFN_APP, NETFN_CHASSIS,
   PAYLOAD_IPMI, PAYLOAD_OPEN_SESSION_REQ, PAYLOAD_OPEN_SESSION_RSP, PAYLOAD_RAKP1, PAYLOAD_RAKP2, PAYLOAD_RAKP3, PAYLOAD_RAKP4,
   PRIV_ADMIN, RAKP_STATUS, decodeOpenSessionResponse, decodePacket, decodeRakp2, decodeRakp34, decodeResponse,
   deriveKeys, encodeAsfPing, encodeOpenSessionRequest, encodeRakp1, encodeRakp34, encodeRequest, encodeV15, encodeV20,
-  openV20, rakp2Input, rakp3Input, rakp4Input, rakp4IcvLength, rakpHmac,
+  openV20, random, randomSessionId, rakp2Input, rakp3Input, rakp4Input, rakp4IcvLength, rakpHmac,
   type CipherSuite, type IpmiResponse, type Packet, type SessionSecurity,
 } from './codec.js';
 import { CHASSIS_CONTROL, CMD, decodeBootFlags, decodeChassisStatus, decodeDeviceId, encodeBootFlags, type BootFlags, type ChassisControl, type ChassisStatus, type DeviceId } from './commands.js';
@@ -166,7 +166,8 @@ export class IpmiClient {
   private preSessionRequest(netFn: number, cmd: number, data: Buffer): Promise<IpmiResponse> {
     const rqSeq = this.rqSeq = (this.rqSeq + 1) & 0x3f;
     const pkt = encodeV15(encodeRequest({ netFn, cmd, data, rqSeq }));
-    return this.exchange(`command 0x${cmd.toString(16)}`, () => pkt, (p) => {
+    const what = cmd === CMD.GET_CHANNEL_AUTH_CAPABILITIES ? 'Get Channel Authentication Capabilities' : cmd === CMD.GET_CHANNEL_CIPHER_SUITES ? 'Get Channel Cipher Suites' : `command 0x${cmd.toString(16)}`;
+    return this.exchange(what, () => pkt, (p) => {
       const msg = p.kind === 'v15' ? p.message : p.kind === 'v20' && p.payloadType === PAYLOAD_IPMI && p.sessionId === 0 ? p.payload : undefined;
       if (!msg) return undefined;
       const r = decodeResponse(msg);
@@ -206,10 +207,17 @@ export class IpmiClient {
 
   private async open(): Promise<Session> {
     const suite: CipherSuite = CIPHER_SUITES[this.cipherSuite]!;
-    const consoleSid = randomInt(1, 0xffffffff);
+    const consoleSid = randomSessionId();
     const tag = () => (this.tag = (this.tag + 1) & 0xff);
     const user = Buffer.from(this.username, 'latin1');
     const kuid = Buffer.from(this.password, 'utf8');
+
+    // Get Channel Authentication Capabilities first, as ipmitool and freeipmi do (some BMCs
+    // expect it before Open Session); it also tells whether the BMC speaks IPMI v2.0 at all.
+    const caps = await this.preSessionRequest(NETFN_APP, CMD.GET_CHANNEL_AUTH_CAPABILITIES, Buffer.from([0x8e, this.privilege]));
+    if (caps.code === 0 && caps.data.length >= 4 && ((caps.data[1]! & 0x80) === 0 || (caps.data[3]! & 0x02) === 0)) {
+      throw new IpmiError(`${this.where} does not support IPMI v2.0 (RMCP+); IPMI 1.5 sessions are not supported`, 'unsupported_cipher');
+    }
 
     // Open Session
     const t1 = tag();
@@ -232,7 +240,7 @@ export class IpmiClient {
     const bmcSid = os.bmcSessionId;
 
     // RAKP 1 / 2
-    const rm = randomBytes(16);
+    const rm = random(16);
     const role = 0x10 | (this.privilege & 0x0f); // name-only lookup
     const t2 = tag();
     const r1 = encodeV20(PAYLOAD_RAKP1, encodeRakp1({ tag: t2, bmcSessionId: bmcSid, rm, role, username: user }), 0, 0);

@@ -81,6 +81,23 @@ export const COMPLETION_CODES: Record<number, string> = {
   0xff: 'unspecified error',
 };
 
+/** Cryptographically random bytes, drawn from a pool (many small draws are costly one by one). */
+let pool = Buffer.alloc(0);
+let poolOff = 0;
+export function random(n: number): Buffer {
+  if (n > 256) return randomBytes(n);
+  if (poolOff + n > pool.length) { pool = randomBytes(8192); poolOff = 0; }
+  const out = Buffer.from(pool.subarray(poolOff, poolOff + n));
+  pool.fill(0, poolOff, poolOff + n);
+  poolOff += n;
+  return out;
+}
+
+/** A random non-zero 32-bit session ID. */
+export function randomSessionId(): number {
+  for (;;) { const v = random(4).readUInt32LE(0); if (v !== 0) return v; }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cipher suites
 
@@ -166,7 +183,7 @@ export function encryptPayload(conf: ConfAlg, k2: Buffer, plain: Buffer): Buffer
   const pad = Buffer.alloc(padLen + 1);
   for (let i = 0; i < padLen; i++) pad[i] = i + 1;
   pad[padLen] = padLen;
-  const iv = randomBytes(16);
+  const iv = random(16);
   const c = createCipheriv('aes-128-cbc', k2.subarray(0, 16), iv).setAutoPadding(false);
   return Buffer.concat([iv, c.update(Buffer.concat([plain, pad])), c.final()]);
 }

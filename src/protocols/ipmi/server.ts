@@ -9,14 +9,14 @@
  * Malformed packets are dropped silently, as real BMCs do.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { MachineBackend } from '../machine.js';
 import {
   AUTH_ALG_IDS, AUTH_TYPE_NONE, CIPHER_SUITES, CONF_ALG_IDS, INTEGRITY_ALG_IDS, NETFN_APP, NETFN_CHASSIS,
   PAYLOAD_IPMI, PAYLOAD_OPEN_SESSION_REQ, PAYLOAD_OPEN_SESSION_RSP, PAYLOAD_RAKP1, PAYLOAD_RAKP2, PAYLOAD_RAKP3, PAYLOAD_RAKP4,
   PRIV_ADMIN, PRIV_OPERATOR, PRIV_USER, decodeOpenSessionRequest, decodePacket, decodeRakp1, decodeRakp34, decodeRequest,
   deriveKeys, encodeAsfPong, encodeOpenSessionResponse, encodeRakp2, encodeRakp34, encodeResponse, encodeV15, encodeV20,
-  guidBytes, openV20, rakp2Input, rakp3Input, rakp4Input, rakp4IcvLength, rakpHmac, suiteFromAlgs,
+  guidBytes, openV20, random, randomSessionId, rakp2Input, rakp3Input, rakp4Input, rakp4IcvLength, rakpHmac, suiteFromAlgs,
   type CipherSuite, type IpmiRequest, type Packet, type SessionSecurity,
 } from './codec.js';
 import { CMD, decodeBootFlags, encodeBootFlags, encodeChassisStatus } from './commands.js';
@@ -243,7 +243,7 @@ export class IpmiServer {
     if (r.privilege > PRIV_ADMIN) { fail(0x09); return; }
     this.expire();
     let bmcSid = 0;
-    while (bmcSid === 0 || this.sessions.has(bmcSid)) bmcSid = randomInt(1, 0xffffffff);
+    while (bmcSid === 0 || this.sessions.has(bmcSid)) bmcSid = randomSessionId();
     // Privilege 0 asks for the highest level the channel allows: answer with that real level.
     const maxPriv = r.privilege === 0 ? PRIV_ADMIN : r.privilege;
     this.sessions.set(bmcSid, { bmcSid, consoleSid: r.consoleSessionId, suite, maxPriv, priv: PRIV_USER, active: false, outSeq: 0, lastSeen: Date.now(), inSeen: new Set() });
@@ -275,7 +275,7 @@ export class IpmiServer {
     s.username = r.username;
     s.role = r.role;
     s.rm = r.rm;
-    s.rc = randomBytes(16);
+    s.rc = random(16);
     s.maxPriv = want;
     s.lastSeen = Date.now();
     const kuid = Buffer.from(user.password, 'utf8');

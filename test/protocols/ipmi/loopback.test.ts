@@ -63,7 +63,7 @@ test('errors: wrong password, unknown user, unsupported suite, privilege, dead B
     await fail({ cipherSuite: 17 }, 'unsupported_cipher', /does not support cipher suite 17/, 0x11);
     await fail({ username: 'viewer', password: 'secret' }, 'auth', /refused privilege level 4 for user 'viewer'/);
     const dead = await freeUdpPort();
-    await fail({ port: dead }, 'timeout', new RegExp(`127.0.0.1:${dead} did not answer Open Session within 1000 ms`));
+    await fail({ port: dead }, 'timeout', new RegExp(`127.0.0.1:${dead} did not answer Get Channel Authentication Capabilities within 1000 ms`));
     assert.throws(() => new IpmiClient({ host: 'h', username: 'a', password: 'b', cipherSuite: 42 }), /cipher suite 42 is not supported/);
     // A user with operator rights is enough for chassis status with privilege 2.
     const v = new IpmiClient({ host: '127.0.0.1', port, username: 'viewer', password: 'secret', privilege: 2 });
