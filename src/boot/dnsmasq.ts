@@ -43,6 +43,8 @@ export interface DnsmasqSettings {
   raPrefix?: string | false;
   hosts?: DhcpHost[];
   binary?: string;
+  /** Records dnsmasq's PID (e.g. the lab network's state file, for cleanup after a crash). */
+  tracker?: { add(pid: number, what: string): void; remove(pid: number): void };
   /** Restart a crashed dnsmasq (default true). */
   restart?: boolean;
   log?: (line: string) => void;
@@ -315,6 +317,7 @@ export class Dnsmasq extends EventEmitter {
     const args = dnsmasqArgs({ ...this.settings, hosts: this.hosts }, this.validated!);
     const child = spawn(this.settings.binary ?? '/usr/sbin/dnsmasq', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
+    if (child.pid) this.settings.tracker?.add(child.pid, 'dnsmasq');
     const startedAt = Date.now();
     let buf = '';
     let ready: (() => void) | undefined;
@@ -333,6 +336,7 @@ export class Dnsmasq extends EventEmitter {
       ready = () => { this.log(`dnsmasq started (pid ${child.pid}) on ${this.settings.interface}`); resolve(); };
       child.once('error', (e) => reject(new DnsmasqConfigError(`cannot start dnsmasq: ${e.message}`)));
       child.once('exit', (code, signal) => {
+        if (child.pid) this.settings.tracker?.remove(child.pid);
         this.emit('exit', { code, signal });
         if (ready) { ready = undefined; reject(new DnsmasqConfigError(`dnsmasq exited at start (${signal ?? `code ${code}`}): ${this.logTail.slice(-3).join(' | ') || 'no message'}`)); return; }
         if (this.stopping || this.settings.restart === false) return;

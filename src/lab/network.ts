@@ -128,6 +128,7 @@ export class LabNetwork implements ProcessTracker {
     this.writeState(s);
   }
   remove(pid: number): void {
+    if (!existsSync(this.statePath)) return;
     const s = this.readState();
     s.processes = s.processes.filter((p) => p.pid !== pid);
     this.writeState(s);

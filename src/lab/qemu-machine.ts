@@ -33,6 +33,14 @@ export class QemuMachine implements MachineBackend {
   private hooked: QmpClient | undefined;
   /** Boots started since creation (power on, reset, cycle, guest reboots). */
   boots = 0;
+  /** Power and boot operations run one at a time (two BMC clients may ask at once). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
 
   constructor(private readonly vm: QemuMachineTarget, private readonly log: (line: string) => void = () => {}) {}
 
@@ -63,14 +71,15 @@ export class QemuMachine implements MachineBackend {
   }
 
   /** system_reset and wait until qemu has done it (the RESET event). */
-  private async resetNow(): Promise<void> {
+  private async systemReset(): Promise<void> {
     const q = this.qmp();
     const ev = q.waitEvent('RESET', 10_000, (e) => !e.data?.guest);
     await q.execute('system_reset');
     await ev;
   }
 
-  async powerOn(): Promise<void> {
+  powerOn(): Promise<void> { return this.serial(() => this.powerOnNow()); }
+  private async powerOnNow(): Promise<void> {
     if ((await this.powerState()) === 'on') return;
     await this.bootNow(true);
   }
@@ -80,43 +89,48 @@ export class QemuMachine implements MachineBackend {
     const q = this.qmp();
     const s = await this.status();
     if (s === 'running' && run) await q.execute('stop');
-    await this.resetNow();
+    await this.systemReset();
     this.boots++;
     if (run) await q.execute('cont');
     await this.afterBoot();
     this.log(`${this.name}: boot ${this.boots} (${this.describeOrder()})`);
   }
 
-  async powerOff(): Promise<void> {
+  powerOff(): Promise<void> { return this.serial(() => this.powerOffNow()); }
+  private async powerOffNow(): Promise<void> {
     const q = this.qmp();
     const s = await this.status();
     if (s === 'prelaunch') return;
     if (s === 'running') await q.execute('stop');
-    await this.resetNow();
+    await this.systemReset();
     const after = await this.status();
     if (after !== 'prelaunch') throw new Error(`${this.name}: still '${after}' after stop + system_reset`);
   }
 
-  async softPowerOff(): Promise<void> {
+  softPowerOff(): Promise<void> { return this.serial(() => this.softPowerOffNow()); }
+  private async softPowerOffNow(): Promise<void> {
     if ((await this.status()) !== 'running') return;
     await this.qmp().execute('system_powerdown');
   }
 
-  async reset(): Promise<void> {
+  reset(): Promise<void> { return this.serial(() => this.resetNow()); }
+  private async resetNow(): Promise<void> {
     if ((await this.status()) !== 'running') return;
-    await this.resetNow();
+    await this.systemReset();
     this.boots++;
     await this.afterBoot();
   }
 
-  async powerCycle(): Promise<void> {
-    await this.powerOff();
+  powerCycle(): Promise<void> { return this.serial(() => this.powerCycleNow()); }
+  private async powerCycleNow(): Promise<void> {
+    await this.powerOffNow();
     await this.bootNow(true);
   }
 
   async bootOverride(): Promise<MachineBootOverride> { return { ...this.override }; }
 
-  async setBootOverride(o: MachineBootOverride): Promise<void> {
+  setBootOverride(o: MachineBootOverride): Promise<void> { return this.serial(() => this.setBootOverrideNow(o)); }
+  private async setBootOverrideNow(o: MachineBootOverride): Promise<void> {
     this.override = { ...o };
     if (o.persistent) { this.persistentDevice = o.device; this.oncePending = false; }
     else this.oncePending = o.device !== 'none';

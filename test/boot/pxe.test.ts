@@ -6,7 +6,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,11 +77,11 @@ describe('PXE boot on the lab network', { skip }, () => {
 
     dnsmasq = new Dnsmasq({
       interface: net.hostInterface, range: { start: '192.0.2.10', end: '192.0.2.40' }, httpUrl: base,
-      stateDir: join(dir, 'dnsmasq'), hosts: [{ mac: MAC, ip: '192.0.2.10', hostname: 'lab-0' }], log: (l) => logs.push(l),
+      stateDir: join(dir, 'dnsmasq'), hosts: [{ mac: MAC, ip: '192.0.2.10', hostname: 'lab-0' }], log: (l) => logs.push(l), tracker: net,
     });
     dnsmasq.on('dhcp', (e) => dhcp.push(e));
     await dnsmasq.start();
-    net.add(dnsmasq.pid!, 'dnsmasq');
+    assert.ok(JSON.parse(readFileSync(net.statePath, 'utf8')).processes.some((p: { what: string }) => p.what === 'dnsmasq'), 'dnsmasq recorded for leftover cleanup');
 
     vm = new QemuVm({ name: 'pxe0', dir, memoryMiB: 256, netns: net.namespace, nics: [{ mac: MAC, tap: 'tap-pxe0' }], disk: { sizeBytes: 64 * 1024 * 1024 }, tracker: net, log: (l) => logs.push(l) });
     await vm.start();

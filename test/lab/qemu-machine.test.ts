@@ -98,6 +98,13 @@ describe('QemuMachine over QMP', { skip }, () => {
     assert.equal(await m.status(), 'running');
   });
 
+  test('concurrent requests run one at a time, in order', async () => {
+    await Promise.all([m.powerOn(), m.powerOff(), m.powerOn(), m.reset()]);
+    assert.equal(await m.status(), 'running');
+    await Promise.all([m.powerOff(), m.powerCycle(), m.powerOff()]);
+    assert.equal(await m.status(), 'prelaunch');
+  });
+
   test('boot device: persistent disk, once pxe consumed by one boot', async () => {
     await m.powerOff();
     assert.deepEqual(await m.bootIndexes(), { nic0: 1, disk0: 2 });
