@@ -56,6 +56,8 @@ export interface IpmiClientOptions {
   retries?: number;
   /** Send a harmless request when the session has been idle this long (default 20000; 0 = never). */
   keepaliveMs?: number;
+  /** Close the session and the client after this long without a caller's request (default 0 = never; pooled clients: 300000). */
+  idleCloseMs?: number;
 }
 
 interface Session {
@@ -78,6 +80,8 @@ export class IpmiClient {
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly keepaliveMs: number;
+  private readonly idleCloseMs: number;
+  private lastCall = Date.now();
   private socket?: Socket;
   private pending?: (p: Packet) => void;
   private queue: Promise<unknown> = Promise.resolve();
@@ -97,6 +101,7 @@ export class IpmiClient {
     this.timeoutMs = opts.timeoutMs ?? 3000;
     this.retries = opts.retries ?? 2;
     this.keepaliveMs = opts.keepaliveMs ?? 20000;
+    this.idleCloseMs = opts.idleCloseMs ?? 0;
     if (!CIPHER_SUITES[this.cipherSuite]) throw new IpmiError(`cipher suite ${this.cipherSuite} is not supported (supported: ${Object.keys(CIPHER_SUITES).join(', ')})`, 'unsupported_cipher');
     if (Buffer.byteLength(this.username, 'latin1') > 16) throw new IpmiError('IPMI user names are at most 16 bytes', 'auth');
     if (Buffer.byteLength(this.password, 'utf8') > 20) throw new IpmiError('IPMI v2.0 passwords are at most 20 bytes', 'auth');
@@ -307,6 +312,7 @@ export class IpmiClient {
   private armKeepalive(): void {
     if (this.keepaliveMs <= 0 || this.keepaliveTimer) return;
     this.keepaliveTimer = setInterval(() => {
+      if (this.idleCloseMs > 0 && Date.now() - this.lastCall > this.idleCloseMs) { this.close().catch(() => undefined); return; }
       const s = this.session;
       if (!s || Date.now() - s.lastUsed < this.keepaliveMs) return;
       this.serial(async () => {
@@ -326,6 +332,7 @@ export class IpmiClient {
    * whatever its completion code.
    */
   raw(netFn: number, cmd: number, data: Buffer = Buffer.alloc(0)): Promise<IpmiResponse> {
+    this.lastCall = Date.now();
     return this.serial(async () => {
       let s = this.session;
       const fresh = !s;
@@ -453,13 +460,14 @@ function poolKey(o: IpmiClientOptions): string {
 
 /**
  * The shared client for one BMC and user: one session per (host, port, user) reused by every
- * caller, requests queued. A changed password or cipher suite gets its own client.
+ * caller, requests queued. A changed password or cipher suite gets its own client. A client
+ * unused for 5 minutes closes its session and is replaced on the next call.
  */
 export function ipmiSession(opts: IpmiClientOptions): IpmiClient {
   const key = poolKey(opts);
   let c = pool.get(key);
   if (!c || c.isClosed) {
-    c = new IpmiClient(opts);
+    c = new IpmiClient({ idleCloseMs: 300000, ...opts });
     pool.set(key, c);
   }
   return c;

@@ -130,6 +130,15 @@ test('an idle session is kept alive', async () => {
     assert.equal(await c.powerState(), 'off');
     assert.equal(server.stats.sessionsOpened, 1);
     await c.close();
+    // A client left idle closes itself; a pooled one is then replaced.
+    const idle = ipmiSession({ host: '127.0.0.1', port, username: 'admin', password: 'password', keepaliveMs: 1000, idleCloseMs: 500 });
+    await idle.powerState();
+    await new Promise((r) => setTimeout(r, 1700));
+    assert.equal(idle.isClosed, true);
+    const fresh = ipmiSession({ host: '127.0.0.1', port, username: 'admin', password: 'password', keepaliveMs: 1000, idleCloseMs: 500 });
+    assert.notEqual(fresh, idle);
+    assert.equal(await fresh.powerState(), 'off');
+    await closeIpmiSessions();
   } finally { await server.close(); }
 });
 
