@@ -111,7 +111,8 @@ describe('PXE boot on the lab network', { skip }, () => {
     assert.ok(discover && ack, `DHCP exchange not seen: ${JSON.stringify(dhcp)}`);
     assert.ok(dnsmasq.leases().some((l) => l.mac === MAC && l.ip === '192.0.2.10'), 'lease recorded');
     assert.ok(httpLog.some((l) => l.includes('/boot.ipxe 200')) && httpLog.some((l) => l.includes(`/boot/${MAC}.ipxe 200`)), httpLog.join('\n'));
-    console.log(`# PXE figures: DHCP DISCOVER->ACK ${ack.at - discover.at} ms; power on -> DHCP ACK ${((ack.at - t0) / 1000).toFixed(1)} s; power on -> marker ${seconds.toFixed(1)} s (accel ${vm.accel})`);
+    const at = (re: RegExp) => { const l = httpLog.find((x) => re.test(x)); return l ? ((Number(l.split(' ')[0]) - t0) / 1000).toFixed(1) : '?'; };
+    console.log(`# PXE figures (s from power on, accel ${vm.accel}): DHCP DISCOVER->ACK ${ack.at - discover.at} ms, ACK ${((ack.at - t0) / 1000).toFixed(1)}; boot.ipxe ${at(/boot\.ipxe 200/)}; node script ${at(new RegExp(`${MAC}\\.ipxe 200`))}; kernel fetched ${at(/vmlinuz 200/)}; initramfs fetched ${at(/initramfs 200/)}; marker ${seconds.toFixed(1)}`);
     // The initramfs powers the machine off: qemu stays, in status shutdown = power off.
     const deadline = Date.now() + 20_000;
     while ((await m.status()) !== 'shutdown' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
