@@ -66,3 +66,41 @@ export async function markerInitramfs(dir: string, marker: string): Promise<stri
   writeFileSync(out, await cpioBuffer(root, { mtime: 1704067200 }));
   return out;
 }
+
+/**
+ * An initramfs whose /init loads the ACPI power button (button.ko, evdev.ko from the kernel's
+ * tree), prints `ready`, waits for any input event (the power button) and powers off: a guest
+ * that honours a soft power off.
+ */
+export async function acpiInitramfs(dir: string, kernel: string, ready: string): Promise<string | undefined> {
+  const tree = join(kernel, '..', '..');
+  const ver = kernel.split('/').pop()!.replace(/^vmlinuz-/, '');
+  const mods = join(tree, 'lib', 'modules', ver, 'kernel', 'drivers');
+  const button = join(mods, 'acpi', 'button.ko'), evdev = join(mods, 'input', 'evdev.ko');
+  if (!existsSync(button) || !existsSync(evdev)) return undefined;
+  const root = join(dir, 'acpi-root');
+  for (const d of ['bin', 'proc', 'dev', 'tmp', 'mod']) mkdirSync(join(root, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(root, 'bin', 'busybox'));
+  chmodSync(join(root, 'bin', 'busybox'), 0o755);
+  copyFileSync(button, join(root, 'mod', 'button.ko'));
+  copyFileSync(evdev, join(root, 'mod', 'evdev.ko'));
+  writeFileSync(join(root, 'init'), [
+    '#!/bin/busybox sh',
+    'B=/bin/busybox',
+    '$B mount -t proc proc /proc',
+    '$B mount -t devtmpfs dev /dev',
+    '$B insmod /mod/evdev.ko',
+    '$B insmod /mod/button.ko',
+    '$B sleep 1',
+    'for e in /dev/input/event*; do ( $B dd if=$e of=/dev/null bs=24 count=1 2>/dev/null; echo x > /tmp/pressed ) & done',
+    `echo "${ready}"`,
+    'while [ ! -e /tmp/pressed ]; do $B sleep 0.2; done',
+    'echo "power button pressed: powering off"',
+    '$B poweroff -f',
+    '',
+  ].join('\n'));
+  chmodSync(join(root, 'init'), 0o755);
+  const out = join(dir, 'acpi.initramfs');
+  writeFileSync(out, await cpioBuffer(root, { mtime: 1704067200 }));
+  return out;
+}

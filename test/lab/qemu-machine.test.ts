@@ -12,6 +12,7 @@ import { QemuVm, detectAccel, qemuArgs } from '../../src/lab/vm.js';
 import { QemuMachine } from '../../src/lab/qemu-machine.js';
 import { QmpClient, QmpError } from '../../src/lab/qmp.js';
 import { which } from '../../src/images/builder/exec.js';
+import { acpiInitramfs, findKernel } from './helpers.js';
 
 const skip = which('qemu-system-x86_64') ? false : 'not installed: qemu-system-x86_64 (see scripts/packages/lab.txt)';
 
@@ -130,5 +131,37 @@ describe('QemuMachine over QMP', { skip }, () => {
     await vm.shutdown();
     assert.equal(vm.running, false);
     await assert.rejects(m.powerState(), /qemu is not running/);
+  });
+});
+
+describe('QemuMachine with a guest OS', { skip }, () => {
+  let dir: string;
+  let vm: QemuVm | undefined;
+  after(async () => { await vm?.kill(); if (dir) rmSync(dir, { recursive: true, force: true }); });
+
+  test('soft power off: the guest handles the ACPI power button; power on again after it', async (t) => {
+    dir = mkdtempSync(join(tmpdir(), 'ooo-acpi-'));
+    const kernel = findKernel();
+    const initrd = kernel && (await acpiInitramfs(dir, kernel, 'OOO-ACPI-READY'));
+    if (!kernel || !initrd) { t.skip('no Debian kernel with button.ko/evdev.ko (image builder cache or apt-get download linux-image-6.1.0-*-amd64)'); return; }
+    vm = new QemuVm({ name: 'acpi', dir, memoryMiB: 256, kernel: { kernel, initrd, append: 'console=ttyS0 quiet' } });
+    await vm.start();
+    const m = new QemuMachine(vm);
+    await m.powerOn();
+    await vm.waitForSerial('OOO-ACPI-READY', 60_000);
+    const down = vm.qmp.waitEvent('SHUTDOWN', 30_000);
+    await m.softPowerOff();
+    const ev = await down;
+    assert.equal(ev.data?.guest, true);
+    assert.match(vm.serial(), /power button pressed/);
+    assert.equal(await m.status(), 'shutdown');
+    assert.equal(await m.powerState(), 'off');
+    const before = vm.serial().split('OOO-ACPI-READY').length;
+    await m.powerOn();
+    assert.equal(await m.status(), 'running');
+    const deadline = Date.now() + 60_000;
+    while (vm.serial().split('OOO-ACPI-READY').length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(vm.serial().split('OOO-ACPI-READY').length, before + 1, 'booted again');
+    await m.powerOff();
   });
 });
