@@ -245,6 +245,28 @@ function rssMB(pids: number[]): number {
   return (kib * 1024) / 1e6;
 }
 
+/** CPU seconds (user + system) used so far by the given processes and their descendants. */
+function cpuSeconds(pids: number[]): number {
+  const stats = new Map<number, string[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      stats.set(Number(d), stat.slice(stat.lastIndexOf(')') + 2).split(' '));
+    } catch { /* gone */ }
+  }
+  const tree = new Set<number>(pids.filter((p) => stats.has(p)));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [p, f] of stats) if (!tree.has(p) && tree.has(Number(f[1]))) { tree.add(p); grew = true; }
+  }
+  // Fields utime, stime, cutime, cstime (14-17 in proc(5); 11-14 after the command name).
+  let ticks = 0;
+  for (const p of tree) { const f = stats.get(p)!; ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); }
+  const hz = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+  return ticks / hz;
+}
+
 interface WrkResult { rps: number; p99: number; errors?: string }
 
 function wrk(t: Target, path: string): WrkResult {
@@ -322,6 +344,8 @@ async function cycle(t: Target, uuids: string[]): Promise<number> {
 }
 
 interface Figures {
+  /** CPU seconds the service used for workloads (a) to (d) on the first N nodes. */
+  cpu?: number;
   create?: number; getOne?: WrkResult; getList?: WrkResult; cycle100?: number; cycleN?: number; createN2?: number;
   rssIdle?: number; rssAfter?: number; failed?: string;
 }
@@ -329,6 +353,7 @@ interface Figures {
 async function workload(t: Target, f: Figures): Promise<void> {
   await sleep(3000);
   f.rssIdle = rssMB(t.pids());
+  const cpu0 = cpuSeconds(t.pids());
   log(`${t.name}: idle RSS ${f.rssIdle.toFixed(0)} MB; creating ${N} nodes over ${CONNECTIONS} connections`);
   const { seconds, uuids } = await createNodes(t, N, 'bench');
   f.create = seconds;
@@ -340,7 +365,8 @@ async function workload(t: Target, f: Figures): Promise<void> {
   f.getList = wrk(t, '/v1/nodes');
   log(`${t.name}: ${f.getList.rps.toFixed(1)} req/s, p99 ${f.getList.p99} ms; ${CYCLE_NODES} nodes manage -> provide -> active`);
   f.cycle100 = await cycle(t, uuids.slice(0, CYCLE_NODES));
-  log(`${t.name}: ${CYCLE_NODES} nodes active in ${f.cycle100.toFixed(2)} s`);
+  f.cpu = cpuSeconds(t.pids()) - cpu0;
+  log(`${t.name}: ${CYCLE_NODES} nodes active in ${f.cycle100.toFixed(2)} s; service CPU so far ${f.cpu.toFixed(1)} s`);
   if (t.name === 'ooo') {
     log(`${t.name}: creating ${N} more nodes, then all of them enroll -> manage -> provide -> active`);
     const second = await createNodes(t, N, 'bench-b');
@@ -500,8 +526,9 @@ function report(ooo: Figures | string | undefined, ironic: Figures | string | un
     ['GET /v1/nodes/{uuid} p99 (ms)', fi(i.getOne?.p99, 1), fmt(o?.getOne?.p99, 1), rx(ratio(i.getOne?.p99, o?.getOne?.p99)), '< 25 ms', yes(o?.getOne ? o.getOne.p99 < 25 : undefined)],
     [`GET /v1/nodes, ${N} nodes (req/s)`, fi(i.getList?.rps, 1), fmt(o?.getList?.rps, 0), rx(rGetList), '>= 20x ironic', yes(rGetList === undefined ? undefined : rGetList >= 20)],
     [`GET /v1/nodes, ${N} nodes p99 (ms)`, fi(i.getList?.p99, 0), fmt(o?.getList?.p99, 1), rx(ratio(i.getList?.p99, o?.getList?.p99)), '< 25 ms', yes(o?.getList ? o.getList.p99 < 25 : undefined)],
-    [`create ${N} more nodes, ${N} present (s)`, '-', fmt(o?.createN2, 2), '', '', ''],
     [`${CYCLE_NODES} nodes manage -> provide -> active (s)`, fi(i.cycle100, 2), fmt(o?.cycle100, 2), rx(ratio(i.cycle100, o?.cycle100)), '', ''],
+    ['service CPU time for all of the above (s)', fmt(measured?.cpu, 1), fmt(o?.cpu, 1), rx(ratio(measured?.cpu, o?.cpu)), '', ''],
+    [`create ${N} more nodes, ${N} present (s)`, '-', fmt(o?.createN2, 2), '', '', ''],
     [`${N} nodes enroll -> active (s)`, '-', fmt(o?.cycleN, 2), '', `< 5 s${scaled}`, yes(o?.cycleN === undefined ? undefined : o.cycleN < 5)],
     ['idle RSS after start, all services (MB)', fi(i.rssIdle, 0), fmt(o?.rssIdle, 0), rx(ratio(i.rssIdle, o?.rssIdle)), '< 120 MB', yes(o?.rssIdle === undefined ? undefined : o.rssIdle < 120)],
     ['RSS after the workload (MB)', fi(i.rssAfter, 0), fmt(o?.rssAfter, 0), rx(ratio(i.rssAfter, o?.rssAfter)), '', ''],
