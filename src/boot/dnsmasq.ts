@@ -374,6 +374,20 @@ export class Dnsmasq extends EventEmitter {
     this.hosts = hosts.map((h) => ({ ...h, mac: h.mac.toLowerCase() }));
     mkdirSync(this.settings.stateDir, { recursive: true });
     this.writeHosts();
+    // An address now given to another MAC while the old MAC still holds a lease on it: dnsmasq
+    // would refuse it ("not using configured address ... because it is leased to ...") until the
+    // lease expires. Drop those leases, which dnsmasq only reads at start: restart it.
+    const byIp = new Map(this.hosts.map((h) => [h.ip, h.mac]));
+    const stale = this.leases().filter((l) => byIp.has(l.ip) && byIp.get(l.ip) !== l.mac.toLowerCase());
+    if (stale.length && this.running) {
+      this.log(`dnsmasq: ${stale.map((l) => `${l.ip} moves from ${l.mac} to ${byIp.get(l.ip)}`).join(', ')}: dropping the old leases (restart)`);
+      await this.stop();
+      this.pruneLeases(stale);
+      this.stopping = false;
+      await this.spawnOnce();
+      return;
+    }
+    if (stale.length) this.pruneLeases(stale);
     if (!this.running) return;
     const reread = new Promise<void>((resolve) => {
       const t = setTimeout(done, 2000);
@@ -391,6 +405,15 @@ export class Dnsmasq extends EventEmitter {
   }
   async removeHost(mac: string): Promise<void> {
     await this.setHosts(this.hosts.filter((x) => x.mac !== mac.toLowerCase()));
+  }
+
+  private pruneLeases(stale: Lease[]): void {
+    const p = join(this.settings.stateDir, 'dnsmasq.leases');
+    if (!existsSync(p)) return;
+    const drop = new Set(stale.map((l) => `${l.mac} ${l.ip}`));
+    const kept = readFileSync(p, 'utf8').split('\n').filter((l) => l && !drop.has(l.split(' ').slice(1, 3).join(' ')));
+    writeFileSync(`${p}.tmp`, kept.map((l) => l + '\n').join(''));
+    renameSync(`${p}.tmp`, p);
   }
 
   /** The lease file as dnsmasq last wrote it. */

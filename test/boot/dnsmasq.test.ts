@@ -107,6 +107,10 @@ describe('dnsmasq on a lab network', { skip: labSkipReason() || (!existsSync('/u
     await d.addHost({ mac: '52:54:00:0d:00:02', ip: '192.0.2.22' });
     assert.equal(d.pid, pid, 'no restart');
     assert.equal(client('52:54:00:0d:00:02', 3), '192.0.2.22');
+    // An address handed to a new MAC while the old one still holds a lease on it.
+    await d.setHosts([{ mac: '52:54:00:0d:00:04', ip: '192.0.2.21' }, { mac: '52:54:00:0d:00:02', ip: '192.0.2.22' }]);
+    assert.equal(client('52:54:00:0d:00:04', 5), '192.0.2.21');
+    assert.equal(client('52:54:00:0d:00:01', 6), undefined, 'the removed MAC gets nothing');
     await d.stop();
     d = new Dnsmasq({ ...base(), discoveryRange: { start: '192.0.2.50', end: '192.0.2.60' } });
     await d.start();
