@@ -54,7 +54,7 @@ const ROOT = existsSync(join(here, '..', 'package.json')) ? join(here, '..') : j
 const API_VERSION = '1.82';
 const CONNECTIONS = 8;
 const CYCLE_NODES = 100;
-const STATE_TIMEOUT_MS = 600_000;
+const STATE_TIMEOUT_MS = 300_000;
 const REQUEST_TIMEOUT_MS = 120_000;
 
 /** Ironic's figures from issue 2 (measured on this kind of machine), used when it is not run. */
@@ -96,7 +96,7 @@ async function stopService(s: Service): Promise<void> {
   if (!alive(s)) { signalGroup(s, 'SIGKILL'); return; }
   const exited = new Promise((res) => s.child.once('exit', res));
   signalGroup(s, 'SIGTERM');
-  const t = setTimeout(() => { log(`${s.name} did not stop in 5 s: killing it`); signalGroup(s, "SIGKILL"); }, 5_000);
+  const t = setTimeout(() => { log(`${s.name} did not stop in 5 s: killing it`); signalGroup(s, 'SIGKILL'); }, 5_000);
   await exited;
   clearTimeout(t);
   signalGroup(s, 'SIGKILL'); // workers left behind, if any
@@ -118,7 +118,9 @@ async function lockRun(): Promise<void> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    const holder = Number(readFileSync(LOCK, 'utf8').trim());
+    let holder = 0;
+    try { holder = Number(readFileSync(LOCK, 'utf8').trim()); } catch { continue; /* just removed */ }
+    if (!holder) { await sleep(200); holder = Number(readFileSync(LOCK, 'utf8').trim()) || -1; /* being written */ }
     let holderAlive = false;
     try { process.kill(holder, 0); holderAlive = holder > 0; } catch { /* gone */ }
     if (!holderAlive) { rmSync(LOCK, { force: true }); continue; }
@@ -400,13 +402,14 @@ async function startOoo(): Promise<Target> {
       const cloud = YAML.parse(readFileSync(clouds, 'utf8'))?.clouds?.ooo;
       const a = cloud?.auth;
       if (!a?.auth_url) return false;
-      const r = await fetch(`${String(a.auth_url).replace(/\/+$/, '')}/v3/auth/tokens`, {
+      const r = await fetch(`${String(a.auth_url).replace(/\/+$/, '').replace(/\/v3$/, '')}/v3/auth/tokens`, {
         method: 'POST', headers: { 'Content-Type': 'application/json' }, signal: AbortSignal.timeout(10_000),
         body: JSON.stringify({ auth: {
           identity: { methods: ['password'], password: { user: { name: a.username, password: a.password, domain: { name: a.user_domain_name ?? 'Default' } } } },
           scope: { project: { name: a.project_name, domain: { name: a.project_domain_name ?? 'Default' } } },
         } }),
       });
+      if (r.status >= 400 && r.status < 500) throw Object.assign(new Error(`POST /v3/auth/tokens with clouds.yaml's credentials: ${r.status} ${await r.text()}`), { fatal: true });
       if (r.status !== 201) return false;
       token = r.headers.get('x-subject-token') ?? '';
       const body = (await r.json()) as { token?: { catalog?: { type: string; endpoints: { interface: string; url: string; region?: string; region_id?: string }[] }[] } };
@@ -414,6 +417,7 @@ async function startOoo(): Promise<Target> {
       const ep = eps.find((e) => !cloud.region_name || e.region === cloud.region_name || e.region_id === cloud.region_name) ?? eps[0];
       if (!token || !ep) throw new Error('no token or no public baremetal endpoint in the catalog');
       base = ep.url.replace(/\/+$/, '').replace(/\/v1$/, '');
+      if (!/^http:\/\/(127\.0\.0\.1|localhost)[:/]/.test(base)) throw Object.assign(new Error(`the catalog's baremetal endpoint ${base} is not on loopback`), { fatal: true });
       return true;
     }).catch((e) => { throw new Error(`ooo seed did not start: ${(e as Error).message}\n  ${logFile}:\n${tail(logFile)}`); });
     const t: Target = {
