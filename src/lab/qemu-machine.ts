@@ -53,7 +53,9 @@ export class QemuMachine implements MachineBackend {
     if (this.hooked !== q) {
       this.hooked = q;
       // A reset the guest asks for (reboot) also consumes a one-time boot device.
-      q.on('RESET', (e: QmpEvent) => { if (e.data?.guest) { this.boots++; void this.afterBoot(); } });
+      q.on('RESET', (e: QmpEvent) => {
+        if (e.data?.guest) void this.serial(async () => { this.boots++; await this.afterBoot(); }).catch(() => {});
+      });
     }
     return q;
   }
@@ -140,8 +142,8 @@ export class QemuMachine implements MachineBackend {
   private async afterBoot(): Promise<void> {
     if (!this.oncePending) return;
     this.oncePending = false;
-    this.override = { ...this.override, device: 'none' };
     await this.applyOrder(this.persistentDevice).catch((e) => this.log(`${this.name}: restoring the boot order failed: ${(e as Error).message}`));
+    this.override = { ...this.override, device: 'none' };
   }
 
   private describeOrder(): string { return `boot device ${this.override.device === 'none' ? this.persistentDevice : this.override.device}`; }

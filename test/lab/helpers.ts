@@ -70,7 +70,7 @@ export async function markerInitramfs(dir: string, marker: string): Promise<stri
 /**
  * An initramfs whose /init loads the ACPI power button (button.ko, evdev.ko from the kernel's
  * tree), prints `ready`, waits for any input event (the power button) and powers off: a guest
- * that honours a soft power off.
+ * that honours a soft power off. With `ooo.reboot` on the command line it reboots itself instead.
  */
 export async function acpiInitramfs(dir: string, kernel: string, ready: string): Promise<string | undefined> {
   const tree = join(kernel, '..', '..');
@@ -94,6 +94,7 @@ export async function acpiInitramfs(dir: string, kernel: string, ready: string):
     '$B sleep 1',
     'for e in /dev/input/event*; do ( $B dd if=$e of=/dev/null bs=24 count=1 2>/dev/null; echo x > /tmp/pressed ) & done',
     `echo "${ready}"`,
+    'case "$($B cat /proc/cmdline)" in *ooo.reboot*) $B sleep 1; echo "rebooting"; $B reboot -f;; esac',
     'while [ ! -e /tmp/pressed ]; do $B sleep 0.2; done',
     'echo "power button pressed: powering off"',
     '$B poweroff -f',

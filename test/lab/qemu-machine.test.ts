@@ -164,4 +164,24 @@ describe('QemuMachine with a guest OS', { skip }, () => {
     assert.equal(vm.serial().split('OOO-ACPI-READY').length, before + 1, 'booted again');
     await m.powerOff();
   });
+
+  test('a one-time boot device is consumed by a reboot the guest does itself', async (t) => {
+    const kernel = findKernel();
+    const initrd = kernel && (await acpiInitramfs(dir, kernel, 'OOO-ACPI-READY'));
+    if (!kernel || !initrd) { t.skip('no Debian kernel with button.ko/evdev.ko'); return; }
+    await vm?.kill();
+    vm = new QemuVm({ name: 'reboot', dir, memoryMiB: 256, nics: [{ mac: '52:54:00:00:00:12' }], disk: { sizeBytes: 1 << 20 }, kernel: { kernel, initrd, append: 'console=ttyS0 quiet ooo.reboot' } });
+    await vm.start();
+    const m = new QemuMachine(vm);
+    await m.setBootOverride({ device: 'disk', persistent: true, mode: 'bios' });
+    await m.powerOn();
+    await m.setBootOverride({ device: 'pxe', persistent: false, mode: 'bios' });
+    assert.deepEqual(await m.bootIndexes(), { nic0: 1, disk0: 2 });
+    await vm.qmp.waitEvent('RESET', 60_000, (e) => e.data?.guest === true);
+    const deadline = Date.now() + 3000;
+    while ((await m.bootOverride()).device !== 'none' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await m.bootOverride()).device, 'none');
+    assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
+    await m.powerOff();
+  });
 });
