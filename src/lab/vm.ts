@@ -18,6 +18,9 @@ export interface VmNic {
   tap?: string;
   /** Default virtio-net-pci. */
   model?: string;
+  /** NIC option ROM; '' = none, so the firmware's own PXE client boots it (like most real NICs)
+   * instead of QEMU's iPXE ROM. */
+  romfile?: string;
 }
 
 export interface VmDisk {
@@ -121,7 +124,7 @@ export function qemuArgs(opts: VmOptions & { uuid: string }, accel: Accel, paths
     if (!MAC_RE.test(n.mac)) throw new VmError(`VM ${opts.name}: NIC ${i} has an invalid MAC '${n.mac}'`);
     a.push('-netdev', n.tap ? `tap,id=net${i},ifname=${n.tap},script=no,downscript=no` : `user,id=net${i},restrict=on`);
     // Network first (the first NIC), then the disk; other NICs are not boot devices.
-    a.push('-device', `${n.model ?? 'virtio-net-pci'},netdev=net${i},mac=${n.mac.toLowerCase()},id=${nicId(i)}${i === 0 ? ',bootindex=1' : ''}`);
+    a.push('-device', `${n.model ?? 'virtio-net-pci'},netdev=net${i},mac=${n.mac.toLowerCase()},id=${nicId(i)}${n.romfile !== undefined ? `,romfile=${n.romfile}` : ''}${i === 0 ? ',bootindex=1' : ''}`);
   });
   if (opts.disk && paths.disk) {
     a.push('-blockdev', `driver=file,filename=${paths.disk},node-name=disk0-file,cache.direct=off`);

@@ -19,6 +19,8 @@ import { renderLocalBootScript, renderRamdiskScript } from '../../src/boot/ipxe.
 import { findKernel, labSkipReason, markerInitramfs } from '../lab/helpers.js';
 
 const MAC = '52:54:00:0b:00:01';
+const UEFI_MAC = '52:54:00:0b:00:02';
+const OVMF = '/usr/share/ovmf/OVMF.fd';
 const MARKER = 'OOO-PXE-RAMDISK-UP';
 const tag = (process.pid % 100000).toString(36);
 
@@ -69,7 +71,7 @@ describe('PXE boot on the lab network', { skip }, () => {
       baseUrl: base,
       filesDir: files,
       log: (l) => httpLog.push(`${Date.now()} ${l}`),
-      scriptFor: (mac) => mac !== MAC || mode === 'unknown' ? undefined : mode === 'local' ? renderLocalBootScript() : renderRamdiskScript({
+      scriptFor: (mac) => (mac !== MAC && mac !== UEFI_MAC) || mode === 'unknown' ? undefined : mode === 'local' ? renderLocalBootScript() : renderRamdiskScript({
         kernelUrl: `${base}/boot/files/vmlinuz`, initrdUrl: `${base}/boot/files/initramfs`,
         apiUrl: `http://${net.hostIp}:6385/baremetal`, token: 'tok-test-123', node: 'node-uuid-1',
       }),
@@ -77,7 +79,7 @@ describe('PXE boot on the lab network', { skip }, () => {
 
     dnsmasq = new Dnsmasq({
       interface: net.hostInterface, range: { start: '192.0.2.10', end: '192.0.2.40' }, httpUrl: base,
-      stateDir: join(dir, 'dnsmasq'), hosts: [{ mac: MAC, ip: '192.0.2.10', hostname: 'lab-0' }], log: (l) => logs.push(l), tracker: net,
+      stateDir: join(dir, 'dnsmasq'), hosts: [{ mac: MAC, ip: '192.0.2.10', hostname: 'lab-0' }, { mac: UEFI_MAC, ip: '192.0.2.11', hostname: 'lab-1' }], log: (l) => logs.push(l), tracker: net,
     });
     dnsmasq.on('dhcp', (e) => dhcp.push(e));
     await dnsmasq.start();
@@ -88,8 +90,10 @@ describe('PXE boot on the lab network', { skip }, () => {
     m = new QemuMachine(vm);
   });
 
+  let uefi: QemuVm | undefined;
   after(async () => {
     await vm?.kill();
+    await uefi?.kill();
     await dnsmasq?.stop();
     http?.close();
     try { net?.destroy(); } catch (e) { console.error((e as Error).message); }
@@ -135,6 +139,25 @@ describe('PXE boot on the lab network', { skip }, () => {
     assert.match(s, /Booting from Hard Disk/, s.slice(-1500));
     assert.doesNotMatch(s, new RegExp(MARKER));
     await m.powerOff();
+  });
+
+  test('UEFI firmware\'s own PXE (OVMF, NIC without the iPXE ROM): DHCP arch 7 -> TFTP snponly.efi -> iPXE -> HTTP -> marker', { skip: existsSync(OVMF) ? false : `not installed: ovmf (${OVMF})` }, async () => {
+    mode = 'ramdisk';
+    net.addTap('tap-pxe1');
+    const lines: string[] = [];
+    const onLine = (l: string) => lines.push(`${Date.now()} ${l}`);
+    dnsmasq.on('line', onLine);
+    uefi = new QemuVm({ name: 'pxe1', dir, memoryMiB: 512, netns: net.namespace, nics: [{ mac: UEFI_MAC, tap: 'tap-pxe1', romfile: '' }], tracker: net, extraArgs: ['-bios', OVMF] });
+    await uefi.start();
+    const t0 = Date.now();
+    await new QemuMachine(uefi).powerOn();
+    let seconds: number;
+    try { seconds = await uefi.waitForSerial(MARKER, 120_000); } finally { dnsmasq.removeListener('line', onLine); }
+    const tftp = lines.find((l) => /sent .*snponly\.efi/.test(l));
+    assert.ok(tftp, `no TFTP transfer of snponly.efi:\n${lines.filter((l) => /TFTP|tftp|arch|tags/.test(l)).join('\n')}`);
+    assert.ok(lines.some((l) => /tags: .*efi64/.test(l)), 'the UEFI client was tagged efi64');
+    console.log(`# UEFI PXE figures (s from power on): snponly.efi sent ${((Number(tftp.split(' ')[0]) - t0) / 1000).toFixed(1)}; marker ${seconds.toFixed(1)}`);
+    await uefi.kill();
   });
 
   test('no script for the MAC: boot.ipxe retries, then gives up to the next boot device', async () => {
