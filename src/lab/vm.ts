@@ -197,6 +197,11 @@ export class QemuVm {
     const { accel, reason } = this.opts.accel && this.opts.accel !== 'auto' ? { accel: this.opts.accel, reason: 'configured' } : await detectAccel(this.opts.qemu);
     this.accel = accel;
     this.log(`VM ${this.name}: accelerator ${accel} (${reason})`);
+    for (const n of this.opts.nics ?? []) {
+      if (!n.tap) continue;
+      const r = spawnSync('ip', [...(this.opts.netns ? ['netns', 'exec', this.opts.netns, 'ip'] : []), 'link', 'show', 'dev', n.tap], { encoding: 'utf8' });
+      if (r.status !== 0) throw new VmError(`VM ${this.name}: tap device '${n.tap}' for NIC ${n.mac} does not exist${this.opts.netns ? ` in network namespace ${this.opts.netns}` : ''} (${(r.stderr || r.error?.message || '').trim()}); create it first (LabNetwork.addTap)`);
+    }
     if (this.opts.disk) createDisk(this.diskPath!, this.opts.disk.format ?? 'raw', this.opts.disk.sizeBytes);
     rmSync(this.qmpPath, { force: true });
     const args = qemuArgs({ ...this.opts, uuid: this.uuid }, accel, { qmp: this.qmpPath, serial: this.serialPath, disk: this.diskPath });

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabNetwork, LabNetworkError, linkExists, namespaceExists } from '../../src/lab/network.js';
 import { labSkipReason } from './helpers.js';
+import { QemuVm } from '../../src/lab/vm.js';
+import { which } from '../../src/images/builder/exec.js';
 
 const skip = labSkipReason();
 const tag = (process.pid % 100000).toString(36);
@@ -50,6 +52,12 @@ describe('lab network', { skip }, () => {
     assert.throws(() => net.addTap('a-name-much-too-long'), LabNetworkError);
     net.removeTap('tap-a0');
     assert.equal(linkExists('tap-a0', names.namespace), false);
+  });
+
+  test('a VM whose tap is missing is refused before qemu starts', { skip: which('qemu-system-x86_64') ? false : 'not installed: qemu-system-x86_64' }, async () => {
+    const vm = new QemuVm({ name: 'notap', dir, netns: names.namespace, nics: [{ mac: '52:54:00:00:00:31', tap: 'tap-none' }] });
+    await assert.rejects(vm.start(), new RegExp(`tap device 'tap-none' for NIC 52:54:00:00:00:31 does not exist in network namespace ${names.namespace}.*LabNetwork\\.addTap`));
+    assert.equal(vm.running, false);
   });
 
   test('bad names are refused with the reason', () => {
