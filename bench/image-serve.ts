@@ -17,7 +17,7 @@ import { spawn, execFileSync, ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -143,6 +143,7 @@ async function main(): Promise<void> {
   try {
     const url = await urlOf(child);
     const pid = child.pid!;
+    const loadBefore = loadavg().map((x) => x.toFixed(1)).join(' ');
     const tok = await token(url);
     const small = join(work, 'small.raw');
     const big = join(work, 'big.raw');
@@ -223,7 +224,8 @@ async function main(): Promise<void> {
     if (argv.includes('--no-record')) return;
     const date = execFileSync('date', { encoding: 'utf8' }).trim();
     const cpu = cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown CPU';
-    const entry = `### ${date}\n\n\`node dist/bench/image-serve.js${argv.length ? ' ' + argv.join(' ') : ''}\` — ${cpu}, ${cpus().length} cores, loopback\n\n${tableText}\n\n${rssText}\n`;
+    const load = `load average ${loadBefore} before, ${loadavg().map((x) => x.toFixed(1)).join(' ')} after (other work on the machine slows the single-process servers most)`;
+    const entry = `### ${date}\n\n\`node dist/bench/image-serve.js${argv.length ? ' ' + argv.join(' ') : ''}\` — ${cpu}, ${cpus().length} cores, loopback; ${load}\n\n${tableText}\n\n${rssText}\n`;
     const repo = existsSync(join(dirname(here), '..', 'package.json')) ? join(dirname(here), '..') : join(dirname(here), '..', '..');
     const results = join(repo, 'bench', 'RESULTS.md');
     let text = existsSync(results) ? readFileSync(results, 'utf8') : '# Benchmark results\n';
