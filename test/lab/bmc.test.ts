@@ -1,6 +1,6 @@
 /**
- * A lab machine behind a virtual BMC: ipmitool (lanplus) -> IpmiServer -> QemuMachine -> QMP ->
- * qemu. Power and boot device changes made through IPMI are visible in qemu itself.
+ * A lab machine behind a virtual BMC: ipmitool (lanplus) -> IpmiServer, or Redfish over HTTP ->
+ * RedfishServer, -> QemuMachine -> QMP -> qemu. Power and boot device changes made through IPMI are visible in qemu itself.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { QemuVm } from '../../src/lab/vm.js';
 import { QemuMachine } from '../../src/lab/qemu-machine.js';
 import { IpmiServer } from '../../src/protocols/ipmi/server.js';
+import { RedfishServer } from '../../src/protocols/redfish/server.js';
 import { which } from '../../src/images/builder/exec.js';
 
 const skip = !which('qemu-system-x86_64') ? 'not installed: qemu-system-x86_64' : !which('ipmitool') ? 'not installed: ipmitool' : false;
@@ -66,5 +67,54 @@ describe('lab machine behind a virtual IPMI BMC', { skip }, () => {
     // That boot used pxe; the next one is back on the disk.
     assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
     await ipmitool('chassis', 'power', 'off');
+  });
+});
+
+describe('lab machine behind a virtual Redfish BMC', { skip: which('qemu-system-x86_64') ? false : 'not installed: qemu-system-x86_64' }, () => {
+  let dir: string;
+  let vm: QemuVm;
+  let m: QemuMachine;
+  let bmc: RedfishServer;
+  let base = '';
+  const auth = { Authorization: `Basic ${Buffer.from('admin:lab-password').toString('base64')}`, 'Content-Type': 'application/json' };
+  const call = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(`${base}${path}`, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  const status = async () => (await vm.qmp.execute<{ status: string }>('query-status')).status;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ooo-rf-'));
+    vm = new QemuVm({ name: 'rf-0', dir, memoryMiB: 128, nics: [{ mac: '52:54:00:00:00:22' }], disk: { sizeBytes: 16 << 20 } });
+    await vm.start();
+    m = new QemuMachine(vm);
+    bmc = new RedfishServer({ machines: new Map([['rf-0', m]]), username: 'admin', password: 'lab-password' });
+    base = `http://127.0.0.1:${await bmc.listen(0, '127.0.0.1')}`;
+  });
+  after(async () => {
+    await bmc?.close();
+    await vm?.kill();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('Reset actions and PowerState reach qemu; Boot override sets the bootindex', async () => {
+    const systems = await call('GET', '/redfish/v1/Systems');
+    const sys = systems.Members[0]['@odata.id'] as string;
+    assert.equal((await call('GET', sys)).PowerState, 'Off');
+    const reset = (await call('GET', sys)).Actions['#ComputerSystem.Reset'].target as string;
+    await call('POST', reset, { ResetType: 'On' });
+    assert.equal(await status(), 'running');
+    assert.equal((await call('GET', sys)).PowerState, 'On');
+    await call('POST', reset, { ResetType: 'ForceOff' });
+    assert.equal(await status(), 'prelaunch');
+    await call('PATCH', sys, { Boot: { BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' } });
+    assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
+    await call('PATCH', sys, { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } });
+    assert.deepEqual(await m.bootIndexes(), { nic0: 1, disk0: 2 });
+    await call('POST', reset, { ResetType: 'On' });
+    assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
+    await call('POST', reset, { ResetType: 'ForceOff' });
   });
 });
