@@ -130,6 +130,10 @@ for (const store of STORES) {
       assert.match(r.body.message, /'colour'.*string/);
       r = await img('POST', '/images', { name: 'x', id: 'nope' });
       assert.equal(r.status, 400);
+      const noFormat = await img('POST', '/images', { name: 'no-format' });
+      const nf = await upload(noFormat.body.id, randomBytes(10));
+      assert.equal(nf.status, 400);
+      assert.match(nf.body.message, /disk_format, container_format must be set prior to saving data/);
       r = await img('POST', '/images', { name: 'x', min_ram: -1 });
       assert.equal(r.status, 400);
       const id = '0b9a5f45-7aa8-4b41-9d55-4df8dbfdd001';

@@ -16,7 +16,7 @@ import { now } from '../../util/ids.js';
 import { logger } from '../../util/log.js';
 import type { Image } from './images.js';
 import type { ImageContext } from './routes.js';
-import { ingest, staleBefore, TAKEABLE } from './routes.js';
+import { ingest, requireFormats, staleBefore, TAKEABLE } from './routes.js';
 
 const log = logger('image');
 export const IMPORT_METHODS = ['web-download', 'ooo-local'] as const;
@@ -26,6 +26,7 @@ interface Source { open(): Promise<{ stream: Readable; size?: number }>; describ
 
 /** Validates an import request, marks the image importing and starts the transfer in the background. */
 export async function startImport(ctx: ImageContext, img: Image, body: unknown, a: AuthContext): Promise<void> {
+  requireFormats(img);
   const method = (body as { method?: { name?: unknown; uri?: unknown; path?: unknown } } | undefined)?.method;
   if (!method || typeof method !== 'object') throw badRequest("The import request needs a 'method' object, e.g. {\"method\": {\"name\": \"web-download\", \"uri\": \"http://...\"}}.");
   let source: Source;

@@ -399,11 +399,18 @@ export async function ingest(ctx: ImageContext, img: Image, from: string, receiv
   return (await getImage(db, img.id))!;
 }
 
+/** Glance wants both formats before data arrives: they decide how the data is checked and served. */
+export function requireFormats(img: Image): void {
+  const missing = (['disk_format', 'container_format'] as const).filter((k) => !img[k]);
+  if (missing.length) throw badRequest(`Properties ${missing.join(', ')} must be set prior to saving data.`);
+}
+
 async function uploadRoute(ctx: ImageContext, req: Request): Promise<Response> {
   const { db } = ctx;
   const img = await writable(db, req);
   const ctype = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (ctype !== 'application/octet-stream') throw new ApiError(415, `Unsupported Content-Type '${ctype}' for image data: use application/octet-stream.`);
+  requireFormats(img);
   const expected = expectedOf(req, img);
   if (expected.size !== undefined && !(Number.isInteger(expected.size) && expected.size >= 0)) throw badRequest(`Invalid Content-Length '${req.headers['content-length']}'.`);
   if (expected.size === 0) throw badRequest('The image data is empty (0 bytes): an image needs data.');
