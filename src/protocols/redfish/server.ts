@@ -18,7 +18,7 @@ export interface RedfishServerOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
 }
 
-interface Session { id: string; token: string; user: string }
+interface Session { id: string; tokenHash: string; user: string; lastUsed: number }
 interface Media { image: string | null; inserted: boolean; writeProtected: boolean; connectedVia: string }
 
 class HttpError extends Error {
@@ -27,6 +27,10 @@ class HttpError extends Error {
 
 const V1 = '/redfish/v1';
 const MAX_BODY = 1024 * 1024;
+/** Idle seconds after which a session expires (advertised as SessionService.SessionTimeout). */
+const SESSION_TIMEOUT_S = 1800;
+/** Sessions kept at most; the least recently used goes first. */
+const MAX_SESSIONS = 1024;
 
 const TARGET_OF: Record<MachineBootDevice, string> = { none: 'None', pxe: 'Pxe', disk: 'Hdd', cdrom: 'Cd', bios: 'BiosSetup' };
 const DEVICE_OF: Record<string, MachineBootDevice> = { None: 'none', Pxe: 'pxe', Hdd: 'disk', Cd: 'cdrom', BiosSetup: 'bios' };
@@ -42,7 +46,10 @@ export class RedfishServer {
   private readonly username: string;
   private readonly password: string;
   private readonly server: http.Server | https.Server;
+  /** Sessions by id, least recently used first. */
   private readonly sessions = new Map<string, Session>();
+  /** Session ids by the sha256 of their token (tokens themselves are not kept). */
+  private readonly byToken = new Map<string, string>();
   private readonly media = new Map<string, Media>();
   private readonly serviceUuid = randomUUIDish();
 
@@ -103,7 +110,16 @@ export class RedfishServer {
   private authenticate(req: http.IncomingMessage): string {
     const token = req.headers['x-auth-token'];
     if (typeof token === 'string' && token) {
-      for (const s of this.sessions.values()) if (sameSecret(s.token, token)) return s.user;
+      const hash = createHash('sha256').update(token).digest('hex');
+      const id = this.byToken.get(hash);
+      const s = id === undefined ? undefined : this.sessions.get(id);
+      if (s && Date.now() - s.lastUsed <= SESSION_TIMEOUT_S * 1000) {
+        s.lastUsed = Date.now();
+        this.sessions.delete(s.id);
+        this.sessions.set(s.id, s);
+        return s.user;
+      }
+      if (s) this.dropSession(s.id);
       throw new HttpError(401, 'NoValidSession', 'The session token is not valid (expired or deleted); log in again.', { 'WWW-Authenticate': 'Basic realm="Redfish"' });
     }
     const auth = req.headers.authorization;
@@ -112,10 +128,19 @@ export class RedfishServer {
       const i = dec.indexOf(':');
       const user = i < 0 ? dec : dec.slice(0, i);
       const pass = i < 0 ? '' : dec.slice(i + 1);
-      if (sameSecret(user, this.username) && sameSecret(pass, this.password)) return user;
+      const userOk = sameSecret(user, this.username);
+      const passOk = sameSecret(pass, this.password);
+      if (userOk && passOk) return user;
       throw new HttpError(401, 'InsufficientPrivilege', 'Wrong user name or password.', { 'WWW-Authenticate': 'Basic realm="Redfish"' });
     }
     throw new HttpError(401, 'NoValidSession', 'Authentication required: a session token (X-Auth-Token) or HTTP Basic credentials.', { 'WWW-Authenticate': 'Basic realm="Redfish"' });
+  }
+
+  private dropSession(id: string): void {
+    const s = this.sessions.get(id);
+    if (!s) return;
+    this.sessions.delete(id);
+    this.byToken.delete(s.tokenHash);
   }
 
   private machine(name: string): MachineBackend {
@@ -147,12 +172,12 @@ export class RedfishServer {
 
     switch (top) {
       case 'SessionService':
-        if (id === undefined) return get(method, { '@odata.id': `${V1}/SessionService`, '@odata.type': '#SessionService.v1_1_8.SessionService', Id: 'SessionService', Name: 'Session Service', ServiceEnabled: true, SessionTimeout: 1800, Sessions: { '@odata.id': `${V1}/SessionService/Sessions` } });
+        if (id === undefined) return get(method, { '@odata.id': `${V1}/SessionService`, '@odata.type': '#SessionService.v1_1_8.SessionService', Id: 'SessionService', Name: 'Session Service', ServiceEnabled: true, SessionTimeout: SESSION_TIMEOUT_S, Sessions: { '@odata.id': `${V1}/SessionService/Sessions` } });
         if (id === 'Sessions' && sub === undefined) return get(method, collection(`${V1}/SessionService/Sessions`, 'SessionCollection', 'Sessions', [...this.sessions.keys()].map((k) => `${V1}/SessionService/Sessions/${k}`)));
         if (id === 'Sessions' && sub !== undefined && subId === undefined) {
           const s = this.sessions.get(sub);
           if (!s) throw notFound(path);
-          if (method === 'DELETE') { this.sessions.delete(sub); return { status: 204 }; }
+          if (method === 'DELETE') { this.dropSession(sub); return { status: 204 }; }
           return get(method, { '@odata.id': path, '@odata.type': '#Session.v1_3_0.Session', Id: s.id, Name: 'User Session', UserName: s.user });
         }
         throw notFound(path);
@@ -192,12 +217,17 @@ export class RedfishServer {
     if (!b || typeof b !== 'object' || typeof b.UserName !== 'string' || typeof b.Password !== 'string') {
       throw new HttpError(400, 'PropertyMissing', 'A session needs UserName and Password (strings) in the request body.');
     }
-    if (!sameSecret(b.UserName, this.username) || !sameSecret(b.Password, this.password)) {
+    const userOk = sameSecret(b.UserName, this.username);
+    const passOk = sameSecret(b.Password, this.password);
+    if (!userOk || !passOk) {
       throw new HttpError(401, 'InsufficientPrivilege', 'Wrong user name or password.');
     }
     const id = randomBytes(8).toString('hex');
     const token = randomBytes(24).toString('hex');
-    this.sessions.set(id, { id, token, user: b.UserName });
+    const tokenHash = createHash('sha256').update(token).digest('hex');
+    while (this.sessions.size >= MAX_SESSIONS) this.dropSession(this.sessions.keys().next().value!);
+    this.sessions.set(id, { id, tokenHash, user: b.UserName, lastUsed: Date.now() });
+    this.byToken.set(tokenHash, id);
     const loc = `${V1}/SessionService/Sessions/${id}`;
     return { status: 201, body: { '@odata.id': loc, '@odata.type': '#Session.v1_3_0.Session', Id: id, Name: 'User Session', UserName: b.UserName }, headers: { 'X-Auth-Token': token, Location: loc } };
   }
