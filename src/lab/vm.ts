@@ -246,9 +246,24 @@ export class QemuVm {
     }
   }
 
-  /** Quit qemu over QMP (the VM is gone, the disk stays); kill it if it does not exit in time. */
-  async shutdown(timeoutMs = 5000): Promise<void> {
+  /**
+   * Quit qemu over QMP (the VM is gone, the disk stays); kill it if it does not exit in time.
+   * With `graceful`, a running guest is first asked to power off (ACPI power button) and given
+   * that many milliseconds to do so.
+   */
+  async shutdown(timeoutMs = 5000, graceful = 0): Promise<void> {
     if (!this.running) return;
+    if (graceful > 0) {
+      try {
+        const { status } = await this.qmp.execute<{ status: string }>('query-status');
+        if (status === 'running') {
+          const down = this.qmp.waitEvent('SHUTDOWN', graceful);
+          await this.qmp.execute('system_powerdown');
+          await down;
+          this.log(`VM ${this.name}: the guest powered off`);
+        }
+      } catch (e) { this.log(`VM ${this.name}: no clean power off (${(e as Error).message}); quitting`); }
+    }
     try { await this.qmp.execute('quit', undefined, timeoutMs); } catch { /* exits anyway or is killed below */ }
     const done = await Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
     if (!done) await this.kill();

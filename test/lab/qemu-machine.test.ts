@@ -162,7 +162,11 @@ describe('QemuMachine with a guest OS', { skip }, () => {
     const deadline = Date.now() + 60_000;
     while (vm.serial().split('OOO-ACPI-READY').length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     assert.equal(vm.serial().split('OOO-ACPI-READY').length, before + 1, 'booted again');
-    await m.powerOff();
+    await vm.waitForSerial(/OOO-ACPI-READY[\s\S]*OOO-ACPI-READY/, 5000);
+    // A clean shutdown of the VM: the guest powers off first, then qemu quits.
+    await vm.shutdown(5000, 30_000);
+    assert.equal(vm.running, false);
+    assert.equal(vm.serial().split('power button pressed').length, 3);
   });
 
   test('a one-time boot device is consumed by a reboot the guest does itself', async (t) => {
