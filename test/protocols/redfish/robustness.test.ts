@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { RedfishClient, RedfishError } from '../../../src/protocols/redfish/client.js';
+import { startBmc } from './helpers.js';
 
 interface Reply { status: number; headers: Record<string, string>; body: string; cut?: boolean }
 
@@ -95,4 +96,83 @@ test('a hostile BMC never crashes the client', async () => {
   }
   console.log(`hostile BMC: ${values} calls answered, ${errors} clear errors`);
   assert.ok(errors > 0);
+});
+
+/** Replace one value somewhere in a JSON document (chosen by `pick`) with `value`. */
+function mutate(doc: unknown, pick: number, value: unknown): unknown {
+  const slots: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach((x, i) => { slots.push({ parent: v, key: i }); walk(x); });
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) { slots.push({ parent: v as Record<string, unknown>, key: k }); walk(x); }
+  };
+  walk(doc);
+  if (slots.length === 0) return value;
+  const s = slots[pick % slots.length]!;
+  (s.parent as Record<string | number, unknown>)[s.key] = value;
+  return doc;
+}
+
+test('answers of a real BMC with one value mutated never crash the client', async () => {
+  const bmc = await startBmc(['1']);
+  const { request } = await import('node:http');
+  // Mutations for the current case: request number -> (slot, value). Others pass through.
+  let plan = new Map<number, { pick: number; value: unknown; status?: number }>();
+  let n = 0;
+  const front = createServer((req, res) => {
+    const k = n++;
+    const up = request({ host: '127.0.0.1', port: bmc.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => {
+        const m = plan.get(k);
+        let text = Buffer.concat(chunks).toString('utf8');
+        if (m && text) { try { text = JSON.stringify(mutate(JSON.parse(text), m.pick, m.value)) ?? ''; } catch { /* leave it */ } }
+        const headers = { ...r.headers };
+        delete headers['content-length'];
+        delete headers['transfer-encoding'];
+        res.writeHead(m?.status ?? r.statusCode!, headers);
+        res.end(text);
+      });
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(front.address() as { port: number }).port}`;
+  let values = 0;
+  let errors = 0;
+  const mutation = fc.record({
+    at: fc.nat(6),
+    pick: fc.nat(200),
+    value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(null, '', '/', '//x', 'http://[', [], {}, { '@odata.id': 5 })),
+    status: fc.option(fc.constantFrom(200, 201, 204, 400, 401, 404, 412, 500), { nil: undefined }),
+  }, { requiredKeys: ['at', 'pick', 'value'] });
+  try {
+    await fc.assert(fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), fc.nat(ops.length - 1), async (muts, op) => {
+      plan = new Map(muts.map((m) => [m.at, { pick: m.pick, value: m.value, status: m.status }]));
+      n = 0;
+      for (const m of bmc.machines.values()) await m.setBootOverride({ device: 'none', persistent: false, mode: 'bios' });
+      const c = new RedfishClient({ address: url, username: 'admin', password: 'secret', timeoutMs: 2000 });
+      try {
+        await ops[op]!(c);
+        values++;
+      } catch (e) {
+        if (!(e instanceof RedfishError)) throw new Error(`not a RedfishError: ${(e as Error)?.stack ?? String(e)}`);
+        errors++;
+      } finally {
+        plan = new Map();
+        await c.close();
+        // Leave no media behind for the next case.
+        const clean = new RedfishClient({ address: bmc.url, username: 'admin', password: 'secret', authType: 'basic' });
+        await clean.ejectMedia({ id: '1' }).catch(() => undefined);
+        await clean.close();
+      }
+    }), { numRuns: 300 });
+  } finally {
+    front.closeAllConnections();
+    await new Promise((r) => front.close(r));
+    await bmc.close();
+  }
+  console.log(`mutated BMC: ${values} calls answered, ${errors} clear errors`);
+  assert.ok(values > 0 && errors > 0);
 });
