@@ -29,15 +29,9 @@ import type { CommandSpec, Parsed } from './args.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT } from './output.js';
 import { IpmiServer } from '../protocols/ipmi/server.js';
+import { RedfishServer } from '../protocols/redfish/server.js';
 import { SimMachine } from '../lab/sim-machine.js';
 import type { MachineBackend } from '../protocols/machine.js';
-
-/** The Redfish virtual BMC's shape (src/protocols/redfish/server.ts). */
-interface RedfishServerLike {
-  listen(port: number, host?: string): Promise<number>;
-  close(): Promise<void>;
-}
-type RedfishServerCtor = new (opts: { machines: Map<string, MachineBackend>; username: string; password: string }) => RedfishServerLike;
 
 export interface VirtualBmcOptions {
   machines: number;
@@ -64,8 +58,6 @@ export interface VirtualBmcs {
   machines: SimMachine[];
   ipmi: IpmiServer[];
   redfishPort: number | null;
-  /** Why there is no Redfish server, when there is none although one was asked for. */
-  redfishMissing?: string;
   inventory: { nodes: InventoryNode[] };
   close(): Promise<void>;
 }
@@ -81,16 +73,6 @@ export function simUuid(name: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
 }
 
-async function loadRedfish(): Promise<RedfishServerCtor | string> {
-  const path = '../protocols/redfish/server.js';
-  try {
-    const mod = (await import(path)) as { RedfishServer?: RedfishServerCtor };
-    return mod.RedfishServer ?? 'src/protocols/redfish/server.ts does not export RedfishServer';
-  } catch (e) {
-    return `the Redfish server is not available (${(e as Error).message})`;
-  }
-}
-
 /** Start N simulated machines with their IPMI servers (and one Redfish server). */
 export async function startVirtualBmcs(o: VirtualBmcOptions): Promise<VirtualBmcs> {
   const host = o.listen ?? '127.0.0.1';
@@ -101,7 +83,7 @@ export async function startVirtualBmcs(o: VirtualBmcOptions): Promise<VirtualBmc
   const machines: SimMachine[] = [];
   const ipmi: IpmiServer[] = [];
   const ports: number[] = [];
-  let redfish: RedfishServerLike | undefined;
+  let redfish: RedfishServer | undefined;
   const close = async () => {
     await Promise.all(ipmi.map((s) => s.close()));
     await redfish?.close();
@@ -121,18 +103,13 @@ export async function startVirtualBmcs(o: VirtualBmcOptions): Promise<VirtualBmc
       ipmi.push(s);
     }
     let redfishPort: number | null = null;
-    let redfishMissing: string | undefined;
     if (o.redfishPort !== null && o.redfishPort !== undefined) {
-      const Ctor = await loadRedfish();
-      if (typeof Ctor === 'string') redfishMissing = Ctor;
-      else {
-        redfish = new Ctor({ machines: new Map(machines.map((m) => [m.name, m as MachineBackend])), username, password });
-        try {
-          redfishPort = await redfish.listen(o.redfishPort, host);
-        } catch (e) {
-          redfish = undefined;
-          throw new CliError(`cannot listen for Redfish on TCP ${host}:${o.redfishPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.failure);
-        }
+      redfish = new RedfishServer({ machines: new Map(machines.map((m) => [m.name, m as MachineBackend])), username, password });
+      try {
+        redfishPort = await redfish.listen(o.redfishPort, host);
+      } catch (e) {
+        redfish = undefined;
+        throw new CliError(`cannot listen for Redfish on TCP ${host}:${o.redfishPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.failure);
       }
     }
     const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -143,7 +120,7 @@ export async function startVirtualBmcs(o: VirtualBmcOptions): Promise<VirtualBmc
       ...(redfishPort !== null ? { redfish: { redfish_address: `http://${urlHost}:${redfishPort}`, redfish_system_id: `/redfish/v1/Systems/${m.name}`, redfish_username: username, redfish_password: password } } : {}),
       ports: m.macs.map((address) => ({ address })),
     }));
-    return { machines, ipmi, redfishPort, redfishMissing, inventory: { nodes }, close };
+    return { machines, ipmi, redfishPort, inventory: { nodes }, close };
   } catch (e) {
     await close();
     throw e;
@@ -169,7 +146,6 @@ async function serve(p: Parsed): Promise<number> {
     username: String(p.flags.username),
     password: String(p.flags.password),
   });
-  if (bmcs.redfishMissing) process.stderr.write(`warning: serving IPMI only: ${bmcs.redfishMissing}\n`);
   process.stdout.write(stringify(bmcs.inventory));
   const last = bmcs.ipmi.length > 1 ? `-${bmcs.inventory.nodes[n - 1]!.driver_info.ipmi_port}` : '';
   process.stderr.write(`serving ${n} virtual BMC(s): IPMI on udp ${p.flags.listen}:${bmcs.inventory.nodes[0]!.driver_info.ipmi_port}${last}${bmcs.redfishPort !== null ? `, Redfish on http://${p.flags.listen}:${bmcs.redfishPort}` : ''}; Ctrl-C to stop\n`);
