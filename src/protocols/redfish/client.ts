@@ -183,7 +183,10 @@ export class RedfishClient {
       req.on('error', (e: NodeJS.ErrnoException) => {
         const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|SSL|HOSTNAME/i.test(`${e.code ?? ''} ${e.message}`);
         const why = tls ? `TLS: ${e.message} (set verify false or give the BMC's CA)` : `${e.code ?? e.message}`;
-        fail(Object.assign(new RedfishError(`${method} ${url.pathname}: cannot reach the BMC at ${this.address}: ${why}`, 'unreachable'), { cause: e, retryable: !tls }));
+        // A POST or PATCH is repeated only when it cannot have reached the BMC: the connection was
+        // refused, or a reused keep-alive socket had been closed by the BMC.
+        const safe = method === 'GET' || method === 'HEAD' || method === 'DELETE' || e.code === 'ECONNREFUSED' || (req.reusedSocket && e.code === 'ECONNRESET');
+        fail(Object.assign(new RedfishError(`${method} ${url.pathname}: cannot reach the BMC at ${this.address}: ${why}`, 'unreachable'), { cause: e, retryable: !tls && safe }));
       });
       req.end(text);
     });
