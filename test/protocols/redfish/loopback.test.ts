@@ -230,3 +230,33 @@ test('TLS: verify off accepts a self-signed BMC, a CA path verifies it, default 
     assert.throws(() => new RedfishClient({ address: bmc.url, verify: '/nonexistent/ca.pem' }), /cannot read the CA bundle/);
   } finally { await bmc.close(); }
 });
+
+test('server: at most 1024 sessions (oldest dropped), If-Match *, 405 and 404 bodies', async () => {
+  const bmc = await startBmc(['n0']);
+  try {
+    const login = async () => {
+      const r = await fetch(`${bmc.url}/redfish/v1/SessionService/Sessions`, { method: 'POST', body: JSON.stringify({ UserName: 'admin', Password: 'secret' }), headers: { 'content-type': 'application/json' } });
+      assert.equal(r.status, 201);
+      await r.arrayBuffer();
+      return r.headers.get('x-auth-token')!;
+    };
+    const first = await login();
+    for (let i = 0; i < 1024; i++) await login();
+    const gone = await fetch(`${bmc.url}/redfish/v1/Systems/n0`, { headers: { 'x-auth-token': first } });
+    assert.equal(gone.status, 401);
+    assert.equal(((await gone.json()) as { error: { code: string } }).error.code, 'Base.1.8.NoValidSession');
+    const list = await fetch(`${bmc.url}/redfish/v1/SessionService/Sessions`, { headers: { authorization: basic('admin', 'secret') } });
+    assert.equal(((await list.json()) as { Members: unknown[] }).Members.length, 1024);
+
+    const star = await fetch(`${bmc.url}/redfish/v1/Systems/n0`, { method: 'PATCH', body: JSON.stringify({ Boot: { BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' } }), headers: { authorization: basic('admin', 'secret'), 'if-match': '*', 'content-type': 'application/json' } });
+    assert.equal(star.status, 200);
+    assert.ok(star.headers.get('etag'));
+    assert.equal((await bmc.machines.get('n0')!.bootOverride()).device, 'cdrom');
+    const del = await fetch(`${bmc.url}/redfish/v1/Systems`, { method: 'DELETE', headers: { authorization: basic('admin', 'secret') } });
+    assert.equal(del.status, 405);
+    assert.equal(((await del.json()) as { error: { code: string } }).error.code, 'Base.1.8.OperationNotAllowed');
+    const nf = await fetch(`${bmc.url}/redfish/v1/Nope`, { headers: { authorization: basic('admin', 'secret') } });
+    assert.equal(nf.status, 404);
+    assert.match(((await nf.json()) as { error: { message: string } }).error.message, /\/redfish\/v1\/Nope/);
+  } finally { await bmc.close(); }
+});
