@@ -5,7 +5,7 @@ import { closeRedfishClients, parseRedfishDriverInfo, redfishManagement, redfish
 import { getInterface, secretProperties } from '../../src/drivers/registry.js';
 import { DriverError, type DriverNode, type Task } from '../../src/drivers/interfaces.js';
 import { Logger } from '../../src/util/log.js';
-import { startBmc } from '../protocols/redfish/helpers.js';
+import { startBmc } from '../protocols/redfish/fixtures.js';
 
 function task(driver_info: Record<string, unknown>, extra: Partial<DriverNode> = {}): Task & { node: DriverNode } {
   const node: DriverNode = {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { RedfishClient, RedfishError } from '../../../src/protocols/redfish/client.js';
-import { hasOpenssl, makeCerts, startBmc } from './helpers.js';
+import { hasOpenssl, makeCerts, startBmc } from './fixtures.js';
 
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 

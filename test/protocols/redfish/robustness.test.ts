@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { RedfishClient, RedfishError } from '../../../src/protocols/redfish/client.js';
-import { startBmc } from './helpers.js';
+import { startBmc } from './fixtures.js';
 
 interface Reply { status: number; headers: Record<string, string>; body: string; cut?: boolean }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { hasOpenssl, makeCerts, startBmc } from './helpers.js';
+import { hasOpenssl, makeCerts, startBmc } from './fixtures.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../../test/protocols/redfish/sushy_peer.py', import.meta.url));
 const PY = '/usr/bin/python3';
