@@ -11,6 +11,8 @@ async function loadCommands(): Promise<CommandSpec[]> {
     import('./seed.js'),
     import('./baremetal.js'),
     import('./image.js'),
+    import('./image-service.js'),
+    import('./bmc.js'),
   ]);
   return groups.flatMap((g) => g.commands as CommandSpec[]);
 }

@@ -18,6 +18,8 @@ import { DONE_CHANNEL, TASKS_CHANNEL, TaskRow } from './tasks.js';
 import { resolveDriver, ResolvedDriver } from '../drivers/compose.js';
 import { BootDevice, CleanStep, DriverError, DriverNode, DriverPort, StepResult, Task } from '../drivers/interfaces.js';
 import { hardwareTypes } from '../drivers/registry.js';
+import { closeIpmiSessions } from '../protocols/ipmi/client.js';
+import { closeRedfishClients } from '../drivers/redfish.js';
 
 export interface ConductorOptions {
   hostname?: string;
@@ -99,6 +101,8 @@ export class Conductor {
     await Promise.race([all, new Promise((r) => setTimeout(r, graceMs).unref())]);
     for (const a of this.aborts.values()) a.abort(new Error('conductor shutting down'));
     await this.db.run('UPDATE conductors SET online = 0, updated_at = ? WHERE hostname = ?', [now(), this.hostname]).catch(() => undefined);
+    // BMC sessions held open for reuse are closed politely (BMCs allow few sessions).
+    await Promise.allSettled([closeIpmiSessions(), closeRedfishClients()]);
     this.log.info('conductor stopped');
   }
 
@@ -180,6 +184,24 @@ export class Conductor {
       driver,
       services: {
         apiUrl,
+        async resolveImage(ident: string) {
+          const rows = await db.all<{ id: string; status: string; disk_format: string | null; sha256: string | null; size: number | null }>(
+            "SELECT id, status, disk_format, sha256, size FROM images WHERE id = ? OR (name = ? AND status = 'active')", [ident, ident]);
+          if (rows.length > 1) throw new DriverError(`${rows.length} images are named '${ident}': set instance_info.image_source to an image id`, 'invalid_parameter');
+          const img = rows[0];
+          if (!img) throw new DriverError(`instance_info.image_source '${ident}' is neither a URL nor an image of the seed's image service`, 'invalid_parameter');
+          if (img.status !== 'active' || !img.sha256) throw new DriverError(`image ${img.id} is ${img.status}, not active: upload its data first`, 'invalid_parameter');
+          const machineBase = (apiUrl ?? '').replace(/\/baremetal$/, '');
+          const url = `${machineBase}/images/${img.id}/raw`;
+          if ((img.disk_format ?? 'raw') === 'raw') return { url, sha256: img.sha256, size: Number(img.size) };
+          // Other formats are converted to raw by the image service once; ask it for the result.
+          const local = (await db.get<{ value: string }>("SELECT value FROM settings WHERE key = 'api_local_url'"))?.value ?? machineBase;
+          const r = await fetch(`${local}/images/${img.id}/raw`, { method: 'HEAD' });
+          const sha = r.headers.get('x-image-sha256');
+          const len = Number(r.headers.get('content-length'));
+          if (!r.ok || !sha || !len) throw new DriverError(`the image service could not provide image ${img.id} as raw (HTTP ${r.status})`, 'failed');
+          return { url, sha256: sha, size: len };
+        },
         async putBlob(name: string, data: Buffer) {
           const sha256 = createHash('sha256').update(data).digest('hex');
           const packed = gzipSync(data);

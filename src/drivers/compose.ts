@@ -8,6 +8,8 @@ import './noop.js';
 import './fake.js';
 import './sim.js';
 import './agent/direct.js';
+import './ipmi.js';
+import './redfish.js';
 
 registerHardwareType({
   name: 'fake-hardware',
@@ -25,6 +27,18 @@ registerHardwareType({
     storage: ['noop'], vendor: ['no-vendor'],
   },
 });
+
+// Real machines: power and management through their BMC; the deploy ramdisk does the rest.
+for (const [name, bmc] of [['ipmi', 'ipmi'], ['redfish', 'redfish']] as const) {
+  registerHardwareType({
+    name,
+    supported: {
+      bios: ['no-bios'], boot: ['fake'], console: ['no-console'], deploy: ['direct', 'fake'], inspect: ['agent', 'no-inspect'],
+      management: [bmc], network: ['flat', 'noop'], power: [bmc], raid: ['no-raid'], rescue: ['no-rescue'],
+      storage: ['noop'], vendor: ['no-vendor'],
+    },
+  });
+}
 
 export type ResolvedDriver = { [K in InterfaceKind]: InterfaceKinds[K] };
 

@@ -62,6 +62,11 @@ export interface Task {
   /** Settings of the running services a driver may need (the API URL machines reach the seed at). */
   readonly services?: {
     apiUrl?: string;
+    /**
+     * An image of the seed's image service (id or name) as machines fetch it: the URL of its raw
+     * form, and that form's sha256 and size.
+     */
+    resolveImage?(ident: string): Promise<{ url: string; sha256: string; size: number }>;
     /** Keeps bytes for the node's agent to fetch (`/v1/agent/NODE/blobs/NAME`); returns their sha256 and size. */
     putBlob?(name: string, data: Buffer): Promise<{ sha256: string; size: number }>;
   };

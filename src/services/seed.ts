@@ -57,6 +57,11 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
     await db.run(db.dialect === 'sqlite'
       ? "INSERT INTO settings (key, value) VALUES ('baremetal_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
       : "INSERT INTO settings (key, value) VALUES ('baremetal_url', ?) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [`${publicUrl}${BAREMETAL_PREFIX}`]);
+    // Conductors ask the image service for converted images at the address the API listens on.
+    const local = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address}:${addr.port}`;
+    await db.run(db.dialect === 'sqlite'
+      ? "INSERT INTO settings (key, value) VALUES ('api_local_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+      : "INSERT INTO settings (key, value) VALUES ('api_local_url', ?) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [local]);
     const password = await identity.bootstrap(cfg.adminPassword);
     writeClouds(cloudsYaml, `${publicUrl}${IDENTITY_PREFIX}`, password, identity.region);
     stopApi = () => app.server.close();

@@ -118,8 +118,13 @@ describe('deploy ramdisk in a VM', { skip: skip ?? false }, () => {
     assert.ok(b.every((x) => x === 0), 'the first MiB is zeroed');
   });
 
-  test('deploy writes the image; the VM then boots it from its own disk', async () => {
-    await s.bm('PATCH', '/v1/nodes/vm-0', [{ op: 'add', path: '/instance_info', value: { image_source: `http://10.0.2.2:${imagePort}/os.raw`, image_checksum: `sha256:${image.sha256}`, image_size: image.size } }]);
+  test('deploy writes the image from the seed\'s image service; the VM then boots it from its own disk', async () => {
+    // The image the builder made, uploaded to the seed's image service as an operator would.
+    const created = await s.call('POST', '/image/v2/images', { name: 'vm-os', disk_format: 'raw', container_format: 'bare' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const up = await fetch(`${s.url}/image/v2/images/${created.body.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': s.token, 'Content-Type': 'application/octet-stream' }, body: readFileSync(image.path) });
+    assert.equal(up.status, 204);
+    await s.bm('PATCH', '/v1/nodes/vm-0', [{ op: 'add', path: '/instance_info', value: { image_source: created.body.id } }]);
     await s.bm('PUT', '/v1/nodes/vm-0/states/provision', { target: 'active' });
     await waitState(s, 'vm-0', 'wait call-back');
     await bootRamdisk();

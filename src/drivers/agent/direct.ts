@@ -67,23 +67,21 @@ export function chooseRootDisk(task: Task, disks: Disk[], imageSize: number): Di
   return fit;
 }
 
-/** Where the image comes from and how to verify it (instance_info). */
-export function imageOf(task: Task): { url: string; sha256: string; size: number } {
+/** Where the image comes from and how to verify it: an image of the seed's image service, or a URL with its checksum and size. */
+export async function imageOf(task: Task): Promise<{ url: string; sha256: string; size: number }> {
   const ii = task.node.instance_info;
   const src = ii.image_source;
-  if (typeof src !== 'string' || !src) throw new DriverError('instance_info.image_source is required to deploy: an image URL (http://...) the node can reach, or an image in the seed\'s image service.', 'missing_parameter');
-  let url = src;
+  if (typeof src !== 'string' || !src) throw new DriverError('instance_info.image_source is required to deploy: an image of the seed\'s image service (id or name), or an image URL (http://...) the node can reach.', 'missing_parameter');
   if (!/^https?:\/\//.test(src)) {
-    const api = task.services?.apiUrl;
-    if (!api) throw new DriverError(`instance_info.image_source '${src}' is not a URL and the seed's URL is unknown to this conductor`, 'invalid_parameter');
-    url = `${api.replace(/\/baremetal$/, '')}/images/${encodeURIComponent(src)}/raw`;
+    if (!task.services?.resolveImage) throw new DriverError(`instance_info.image_source '${src}' is not a URL and this conductor has no image service`, 'invalid_parameter');
+    return task.services.resolveImage(src);
   }
   const raw = String(ii.image_checksum ?? ii.image_os_hash_value ?? '');
   const sha256 = raw.replace(/^sha256:/, '');
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new DriverError('instance_info.image_checksum must be the image\'s sha256 (64 hex digits, optionally prefixed sha256:) so that the written disk can be verified.', 'missing_parameter');
   const size = Number(ii.image_size);
   if (!Number.isInteger(size) || size <= 0) throw new DriverError('instance_info.image_size must be the image\'s size in bytes (a positive integer).', 'missing_parameter');
-  return { url, sha256, size };
+  return { url: src, sha256, size };
 }
 
 function inventoryOf(task: Task): Inventory | undefined {
@@ -99,10 +97,11 @@ export const directDeploy: DeployInterface = {
   name: 'direct',
   properties: {},
   async validate(task) {
-    if (task.node.provision_state === 'deploying' || task.node.provision_state === 'available' || task.node.provision_state === 'deploy failed' || task.node.provision_state === 'active') imageOf(task);
+    if (task.node.provision_state === 'deploying' || task.node.provision_state === 'available' || task.node.provision_state === 'deploy failed' || task.node.provision_state === 'active') await imageOf(task);
   },
   async deploy(task) {
-    imageOf(task);
+    const image = await imageOf(task);
+    await task.update({ driver_internal_info: { deploy_image: image } });
     await bootRamdisk(task);
     // The deployed OS reports in with this token, which its config drive carries.
     await task.update({ driver_internal_info: { deploy_phase: 'inspect', os_report_token: randomBytes(24).toString('base64url'), os_report: undefined } });
@@ -126,7 +125,7 @@ export const directDeploy: DeployInterface = {
     if (last.command === 'inspect') {
       const inv = last.data as Inventory;
       await task.update({ driver_internal_info: { inspection_inventory: inv } });
-      const image = imageOf(task);
+      const image = task.node.driver_internal_info.deploy_image as { url: string; sha256: string; size: number };
       const disk = chooseRootDisk(task, inv.disks ?? [], image.size);
       await task.update({ driver_internal_info: { root_device: disk.name, deploy_phase: 'write' } });
       await task.event(`writing the image to ${disk.name} (${Math.round(disk.size / GiB)} GiB)`);
@@ -162,7 +161,7 @@ export const directDeploy: DeployInterface = {
     const d = driverOf(task);
     await d.power.setPowerState(task, 'power off');
     await d.boot.cleanUpInstance(task);
-    await task.update({ driver_internal_info: { os_report_token: undefined, os_report: undefined, root_device: undefined, configdrive_partition: undefined } });
+    await task.update({ driver_internal_info: { os_report_token: undefined, os_report: undefined, root_device: undefined, configdrive_partition: undefined, deploy_image: undefined } });
   },
   cleanSteps: () => STEPS,
   async prepareCleaning(task) {
@@ -194,7 +193,7 @@ async function writeConfigDrive(task: Task, written: AgentCommand): Promise<void
   const device = String(task.node.driver_internal_info.root_device);
   const disk = (inventoryOf(task)?.disks ?? []).find((d) => d.name === device);
   if (!disk) throw new DriverError(`the root disk ${device} is not in the inventory`, 'failed');
-  const image = imageOf(task);
+  const image = task.node.driver_internal_info.deploy_image as { size: number };
   const cd = task.node.instance_info.configdrive;
   let drive: Buffer;
   try {
