@@ -215,13 +215,17 @@ export function nodeRoutes(router: Router, db: Db, dispatcher: Dispatcher, ring:
     for (const kind of INTERFACE_KINDS) if (fields[`${kind}_interface`] === undefined) fields[`${kind}_interface`] = defaults[kind];
     if (uuid) fields.uuid = uuid;
     if (fields.instance_uuid) fields.instance_uuid = uuidParam(fields.instance_uuid, 'instance_uuid');
-    const node = await insertNode(db, {
-      ...(fields as Partial<NodeRecord>), driver: b.driver, chassis_id,
-      conductor_group: (b.conductor_group as string | undefined)?.toLowerCase() ?? '',
-      provision_state: minor >= 11 ? S.ENROLL : S.AVAILABLE,
-      power_state: null,
+    // The node and its first history entry in one commit.
+    const node = await db.tx(async (t) => {
+      const n = await insertNode(t, {
+        ...(fields as Partial<NodeRecord>), driver: type.name, chassis_id,
+        conductor_group: (b.conductor_group as string | undefined)?.toLowerCase() ?? '',
+        provision_state: minor >= 11 ? S.ENROLL : S.AVAILABLE,
+        power_state: null,
+      });
+      await addHistory(t, n.id, { event: `node created in state ${n.provision_state}`, event_type: 'provisioning', user_id: a.token.u });
+      return n;
     });
-    await addHistory(db, node.id, { event: `node created in state ${node.provision_state}`, event_type: 'provisioning', user_id: a.token.u });
     const ctx = await viewCtx(req);
     return { status: 201, headers: { Location: `${ctx.base}/v1/nodes/${node.uuid}` }, body: renderNode(node, ctx) };
   });
