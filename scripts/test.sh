@@ -10,5 +10,6 @@ export OOO_TEST_POSTGRES_URL
 pattern=${1:-}
 files=$(find dist/test -name '*.test.js' | sort | { if [ -n "$pattern" ]; then grep -- "$pattern"; else cat; fi })
 if [ -z "$files" ]; then echo "no test files match '$pattern'" >&2; exit 2; fi
+# One file at a time: the lab tests share one network namespace and the DHCP/TFTP ports.
 # shellcheck disable=SC2086
-exec node --enable-source-maps --test --test-concurrency=2 --test-reporter=spec $files
+exec node --enable-source-maps --test --test-concurrency=1 --test-reporter=spec $files
