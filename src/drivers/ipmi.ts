@@ -3,6 +3,7 @@
  * with our own client (src/protocols/ipmi) instead of one ipmitool process per call. driver_info
  * fields follow Ironic's ipmitool driver. Sessions are shared per BMC and user.
  */
+import { sleep } from './wait.js';
 import type { BootDevice, DriverNode, ManagementInterface, PowerInterface, PowerState, PropertySpec, Task } from './interfaces.js';
 import { DriverError } from './interfaces.js';
 import { registerInterface } from './registry.js';
@@ -132,15 +133,6 @@ async function withBmc<T>(task: Task, what: string, fn: (c: IpmiClient, info: Ip
     task.log.warn('IPMI request failed', { node: task.node.uuid, bmc: where(info), op: what, error: err.message });
     throw err;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) { reject(new DriverError('aborted', 'failed')); return; }
-    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(t); reject(new DriverError('aborted', 'failed')); };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Poll the power state until it is `want` or timeoutS passes. */

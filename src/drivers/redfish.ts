@@ -3,6 +3,7 @@
  * (src/protocols/redfish). driver_info fields follow Ironic's redfish driver. One client (one
  * keep-alive connection pool and one session) is shared per BMC address, user and TLS setting.
  */
+import { sleep } from './wait.js';
 import type { BootDevice, DriverNode, ManagementInterface, PowerInterface, PowerState, PropertySpec, Task } from './interfaces.js';
 import { DriverError } from './interfaces.js';
 import { registerInterface } from './registry.js';
@@ -118,15 +119,6 @@ async function withBmc<T>(task: Task, what: string, fn: (x: Ctx) => Promise<T>):
     task.log.warn('Redfish request failed', { node: task.node.uuid, bmc: info.address, op: what, error: err.message });
     throw err;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) { reject(new DriverError('aborted', 'failed')); return; }
-    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(t); reject(new DriverError('aborted', 'failed')); };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function mapPower(s: string | null): PowerState {

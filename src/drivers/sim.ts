@@ -5,6 +5,7 @@
 import type { BootDevice, CleanStep, DeployInterface, InspectInterface, ManagementInterface, PowerInterface, PropertySpec, Task } from './interfaces.js';
 import { DriverError } from './interfaces.js';
 import { registerInterface } from './registry.js';
+import { sleep } from './wait.js';
 
 const PROPS: Record<string, PropertySpec> = {
   sim_delay_ms: { description: 'Milliseconds a simulated power or boot-device change takes. Optional, default 200.' },
@@ -27,14 +28,6 @@ function num(task: Task, key: string, dflt: number, min: number, max: number): n
 function fails(task: Task, op: string): boolean {
   const list = String(task.node.driver_info.sim_fail ?? '').split(',').map((s) => s.trim());
   return list.includes(op);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) { reject(new DriverError('aborted', 'failed')); return; }
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); reject(new DriverError('aborted', 'failed')); }, { once: true });
-  });
 }
 
 async function validate(task: Task): Promise<void> {
