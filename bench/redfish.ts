@@ -7,7 +7,7 @@
  *
  * --append adds the table to bench/RESULTS.md under "## Redfish".
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { recordResult } from './results.js';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -94,18 +94,8 @@ async function main(): Promise<void> {
     const file = new URL('../../bench/RESULTS.md', import.meta.url);
     const date = execFileSync('date', { encoding: 'utf8' }).trim();
     const cpu = cpus()[0]?.model ?? 'unknown CPU';
-    const existing = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n';
     const entry = `### ${date}\n\n\`node dist/bench/redfish.js ${process.argv.slice(2).join(' ')}\` — ${cpu}, ${cpus().length} cores; our Redfish server with one simulated machine, in a child process, over http on 127.0.0.1\n\n${table}\n`;
-    const at = existing.indexOf('\n## Redfish\n');
-    if (at < 0) {
-      appendFileSync(file, `${existing.endsWith('\n') ? '' : '\n'}\n## Redfish\n\n${entry}`);
-    } else {
-      // Add the entry at the end of the Redfish section, leaving the other sections as they are.
-      const next = existing.indexOf('\n## ', at + 1);
-      const end = next < 0 ? existing.length : next + 1;
-      const before = existing.slice(0, end);
-      writeFileSync(file, `${before}${before.endsWith('\n\n') ? '' : before.endsWith('\n') ? '\n' : '\n\n'}${entry}${next < 0 ? '' : '\n'}${existing.slice(end)}`);
-    }
+    recordResult(file, 'Redfish', entry);
   }
 }
 
