@@ -13,6 +13,7 @@ async function loadCommands(): Promise<CommandSpec[]> {
     import('./image.js'),
     import('./image-service.js'),
     import('./bmc.js'),
+    import('./lab.js'),
   ]);
   return groups.flatMap((g) => g.commands as CommandSpec[]);
 }
