@@ -200,8 +200,11 @@ async function up(p: Parsed): Promise<number> {
 
   if (prev || existsSync(join(dir, 'lab-state.json'))) {
     say(`the previous lab's daemon${prev ? ` (pid ${prev.pid})` : ''} is gone; cleaning up its leftovers`);
-    if (prev?.enrolled?.nodes.length && cloud) {
-      try { await deleteNodes(cloud, prev.enrolled.nodes, (l) => say(`  ${l}`)); } catch (e) { say(`  could not delete its nodes: ${(e as Error).message}`); }
+    if (prev?.enrolled?.nodes.length) {
+      try {
+        const old = cloud ?? cloudOf({ ...p, flags: { ...p.flags, 'os-cloud': (p.flags['os-cloud'] as string | undefined) ?? prev.enrolled.cloud ?? undefined } });
+        await deleteNodes(old, prev.enrolled.nodes, (l) => say(`  ${l}`));
+      } catch (e) { say(`  could not delete its nodes ${prev.enrolled.nodes.join(', ')} from the cloud: ${(e as Error).message}`); }
     }
     const removed = LabNetwork.cleanupLeftovers(dir);
     for (const pid of qemuPidsIn(dir)) { try { process.kill(pid, 'SIGKILL'); removed.push(`qemu (pid ${pid})`); } catch { /* gone */ } }
