@@ -121,8 +121,9 @@ function cloudName(p: Parsed): string | null {
   return (p.flags['os-cloud'] as string | undefined) ?? process.env.OS_CLOUD ?? null;
 }
 
+/** The cloud cannot be reached or used at all (as opposed to refusing one request). */
 function unreachable(e: unknown): boolean {
-  return e instanceof ClientError ? e.status === 0 || e.status >= 500 : !(e instanceof CliError);
+  return e instanceof ClientError ? !e.status || e.status >= 500 : !(e instanceof CliError);
 }
 
 async function enroll(cloud: Cloud, nodes: LabNode[], onNode: (name: string) => void): Promise<string[]> {
@@ -393,14 +394,31 @@ async function down(p: Parsed): Promise<number> {
   const enrolled = s?.enrolled?.nodes ?? [];
   if (enrolled.length) {
     const name = (p.flags['os-cloud'] as string | undefined) ?? s?.enrolled?.cloud ?? undefined;
-    try {
-      const cloud = cloudOf({ ...p, flags: { ...p.flags, 'os-cloud': name } });
-      await deleteNodes(cloud, enrolled, say);
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      say(`cannot ${unreachable(e) ? 'reach' : 'use'} the cloud${name ? ` '${name}'` : ''} (${msg}): nodes ${enrolled.join(', ')} may still be enrolled; delete them with \`ooo node delete ${enrolled.join(' ')}\``);
-      code = e instanceof ClientError && e.status === 0 ? EXIT.unavailable : EXIT.failure;
+    let cloud: Cloud | undefined;
+    const left: string[] = [];
+    try { cloud = cloudOf({ ...p, flags: { ...p.flags, 'os-cloud': name } }); } catch (e) {
+      say(`cannot use the cloud${name ? ` '${name}'` : ''}: ${(e as Error).message}`);
+      left.push(...enrolled);
+      code = EXIT.unavailable;
     }
+    for (const node of cloud ? enrolled : []) {
+      try {
+        await deleteNodes(cloud!, [node], say);
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        if (unreachable(e)) {
+          const rest = enrolled.slice(enrolled.indexOf(node));
+          left.push(...rest);
+          say(`cannot reach the cloud${name ? ` '${name}'` : ''} (${msg}): nodes ${rest.join(', ')} stay enrolled`);
+          code = EXIT.unavailable;
+          break;
+        }
+        left.push(node);
+        say(`cannot delete node ${node}: ${msg}`);
+        code = EXIT.failure;
+      }
+    }
+    if (left.length) say(`delete them by hand once the cloud allows it: ooo node delete ${left.join(' ')}`);
   }
 
   // 2. The daemon, which kills its VMs, closes its BMCs and removes the network.

@@ -113,12 +113,19 @@ describe('ooo lab up / down', { skip }, () => {
     assert.deepEqual(sj.nodes.map((n: { power: string }) => n.power), ['power on', 'power off']);
     assert.equal(st.stdout.includes(state.nodes[0].driver_info.ipmi_password), false);
 
+    // A node in a state that does not allow deleting (inspect failed: the seed has no deploy
+    // ramdisk) is put in maintenance and deleted by `lab down`.
+    assert.equal((await s.bm('PUT', '/v1/nodes/lab-1/states/provision', { target: 'manage' })).status, 202);
+    await waitState(s, 'lab-1', 'manageable', 30_000);
+    assert.equal((await s.bm('PUT', '/v1/nodes/lab-1/states/provision', { target: 'inspect' })).status, 202);
+    await waitState(s, 'lab-1', 'inspect failed', 30_000);
+
     const t1 = Date.now();
     const d = await ooo('lab', 'down', '--dir', dir);
     assert.equal(d.code, 0, d.stderr + d.stdout);
     console.log(`# lab down (2 nodes): ${((Date.now() - t1) / 1000).toFixed(1)} s`);
     assert.match(d.stdout, /deleted node lab-0/);
-    assert.match(d.stdout, /deleted node lab-1/);
+    assert.match(d.stdout, /deleted node lab-1 \(after setting maintenance\)/);
     assert.match(d.stdout, /stopped the lab daemon/);
     assert.equal((await s.bm('GET', '/v1/nodes/lab-0')).status, 404);
     assert.equal((await s.bm('GET', '/v1/nodes/lab-1')).status, 404);

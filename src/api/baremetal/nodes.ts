@@ -323,8 +323,9 @@ export function nodeRoutes(router: Router, db: Db, dispatcher: Dispatcher, ring:
     const n = await getNode(req);
     if (n.reservation) throw nodeLocked(n.uuid, n.reservation);
     if (n.protected) throw forbidden(`Node ${n.uuid} is protected and cannot be deleted.`);
-    if (!DELETE_STATES.has(n.provision_state as 'enroll')) {
-      throw new ApiError(409, `Can not delete node ${n.uuid} while it is in provision state "${n.provision_state}". Valid provision states to start deletion are: ${[...DELETE_STATES].join(', ')}`);
+    // As in Ironic: any state may be deleted once the node is in maintenance.
+    if (!DELETE_STATES.has(n.provision_state as 'enroll') && !n.maintenance) {
+      throw new ApiError(409, `Can not delete node ${n.uuid} while it is in provision state "${n.provision_state}". Valid provision states to start deletion are: ${[...DELETE_STATES].join(', ')}, or set the node into maintenance mode`);
     }
     await db.tx(async (t) => {
       await t.run("UPDATE allocations SET node_id = NULL, state = 'error', last_error = 'The node was deleted' WHERE node_id = ?", [n.id]);
