@@ -131,6 +131,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     await Promise.all(ipmi.map((s) => s.close().catch(() => {})));
     await redfish?.close().catch(() => {});
     await Promise.all(vms.map((vm) => vm.kill().catch(() => {})));
+    // The disks belong to this lab only (a new lab starts blank); serial logs stay for reading.
+    for (const vm of vms) if (vm.diskPath) rmSync(vm.diskPath, { force: true });
     try { net.destroy(); } catch (e) { log(`lab network: ${(e as Error).message}`); LabNetwork.cleanupLeftovers(o.dir, log); }
     log('lab stopped');
   };
