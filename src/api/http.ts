@@ -178,12 +178,25 @@ export class HttpServer {
     });
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-      setTimeout(() => this.server.closeAllConnections(), 2000).unref();
+  private readonly extra: http.Server[] = [];
+
+  /** Serve the same application on one more address (e.g. the provisioning network's). */
+  listenAlso(port: number, host: string): Promise<AddressInfo> {
+    const s = http.createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
+    s.keepAliveTimeout = this.server.keepAliveTimeout;
+    s.headersTimeout = this.server.headersTimeout;
+    return new Promise((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, host, () => { s.off('error', reject); this.extra.push(s); resolve(s.address() as AddressInfo); });
     });
+  }
+
+  close(): Promise<void> {
+    return Promise.all([this.server, ...this.extra].map((s) => new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeIdleConnections();
+      setTimeout(() => s.closeAllConnections(), 2000).unref();
+    }))).then(() => undefined);
   }
 
   private async handle(raw: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

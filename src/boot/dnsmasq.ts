@@ -65,6 +65,17 @@ export function ipToInt(ip: string): number | undefined {
 }
 export function intToIp(n: number): string { return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'); }
 
+/** The eight groups of an IPv6 address, without leading zeros ('fd00::1' -> fd00,0,0,0,0,0,0,1). */
+export function expandIpv6(address: string): string[] | undefined {
+  const [head, tail, more] = address.split('::');
+  if (more !== undefined) return undefined;
+  const h = head ? head.split(':') : [], t = tail ? tail.split(':') : [];
+  const fill = tail === undefined ? 0 : 8 - h.length - t.length;
+  const groups = [...h, ...Array(Math.max(0, fill)).fill('0'), ...t];
+  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return undefined;
+  return groups.map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''));
+}
+
 export interface Subnet { address: string; prefix: number; network: number; broadcast: number; netmask: string }
 
 function subnetOf(address: string, prefix: number): Subnet {
@@ -179,8 +190,8 @@ export function validateDnsmasq(s: DnsmasqSettings, opts: { checkPorts?: boolean
   if (s.raPrefix !== false) {
     const prefix = s.raPrefix ?? 'fd00::';
     const v6 = (networkInterfaces()[s.interface] ?? []).filter((a) => a.family === 'IPv6' && !a.address.startsWith('fe80'));
-    const p = prefix.replace(/::$/, ':');
-    if (!v6.some((a) => a.address.startsWith(p))) throw new DnsmasqConfigError(`router advertisements for ${prefix}/64 need an address in it on '${s.interface}' (e.g. ip addr add ${prefix}1/64 dev ${s.interface} nodad); without RAs iPXE waits ~13 s per boot. Set raPrefix: false to do without`);
+    const want = expandIpv6(prefix)?.slice(0, 4).join(':');
+    if (!v6.some((a) => expandIpv6(a.address)?.slice(0, 4).join(':') === want)) throw new DnsmasqConfigError(`router advertisements for ${prefix}/64 need an address in it on '${s.interface}' (e.g. ip addr add ${prefix}1/64 dev ${s.interface} nodad); without RAs iPXE waits ~13 s per boot. Set raPrefix: false to do without`);
   }
   const ipxeDir = s.ipxeDir ?? '/usr/lib/ipxe';
   const missing = IPXE_FILES.filter((f) => !existsSync(join(ipxeDir, f)));

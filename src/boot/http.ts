@@ -19,8 +19,8 @@ export type BootHandler = (req: IncomingMessage, res: ServerResponse) => Promise
 export type ScriptProvider = (mac: string, req: IncomingMessage) => string | undefined | Promise<string | undefined>;
 
 export interface BootHttpOptions {
-  /** Base URL the machines reach this server at (used in boot.ipxe). */
-  baseUrl: string;
+  /** Base URL the machines reach this server at (used in boot.ipxe); a function gets it from the request (e.g. its Host). */
+  baseUrl: string | ((req: IncomingMessage) => string);
   scriptFor: ScriptProvider;
   /** Directory served under /boot/files/ (omit for none). */
   filesDir?: string;
@@ -35,12 +35,12 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
 
 /** Serve iPXE scripts: /boot.ipxe and /boot/<mac>.ipxe. */
 export function ipxeScriptHandler(o: BootHttpOptions): BootHandler {
-  const chain = renderChainScript({ baseUrl: o.baseUrl });
+  const fixed = typeof o.baseUrl === 'string' ? renderChainScript({ baseUrl: o.baseUrl }) : undefined;
   return async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/boot.ipxe' && !/^\/boot\/[^/]+\.ipxe$/.test(path)) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') { res.setHeader('Allow', 'GET, HEAD'); send(res, 405, 'method not allowed\n'); return true; }
-    if (path === '/boot.ipxe') { send(res, 200, chain); o.log?.(`GET /boot.ipxe 200`); return true; }
+    if (path === '/boot.ipxe') { send(res, 200, fixed ?? renderChainScript({ baseUrl: (o.baseUrl as (r: IncomingMessage) => string)(req) })); o.log?.(`GET /boot.ipxe 200`); return true; }
     const raw = decodeURIComponent(path.slice('/boot/'.length, -'.ipxe'.length));
     const mac = normaliseMac(raw);
     if (!mac) { send(res, 400, `'${raw}' is not a MAC address\n`); o.log?.(`GET ${path} 400`); return true; }

@@ -11,6 +11,7 @@ import { Cloud, loadCloud } from '../client/cloud.js';
 import { CLOUD_FLAGS, guarded, waitForNodes } from './common.js';
 import { importNodes } from './baremetal.js';
 import { configureLogging } from '../util/log.js';
+import { parseRange } from '../boot/provisioning.js';
 
 const SERVICE_FLAGS: CommandSpec['flags'] = {
   'data-dir': { type: 'string', help: 'where the database, logs and clouds.yaml live (env OOO_DATA_DIR)', value: 'DIR' },
@@ -23,8 +24,23 @@ const SERVICE_FLAGS: CommandSpec['flags'] = {
   'wait-timeout': { type: 'number', help: 'seconds a node may wait for its ramdisk before failing', value: 'SECONDS' },
   'power-sync-interval': { type: 'number', help: 'seconds between power-state syncs', value: 'SECONDS' },
   'conductor-timeout': { type: 'number', help: 'seconds without a heartbeat before a conductor counts as dead and its nodes are taken over', value: 'SECONDS' },
+  'provisioning-interface': { type: 'string', help: 'serve DHCP/TFTP/iPXE for enrolled machines on this interface; machines reach the seed at its address (env OOO_PROVISIONING_INTERFACE)', value: 'IFACE' },
+  'dhcp-range': { type: 'string', help: 'addresses for enrolled machines (default: the interface subnet from its 10th address)', value: 'START-END' },
+  'discovery-range': { type: 'string', help: 'also answer unknown machines from this range (opt-in discovery)', value: 'START-END' },
   quiet: { type: 'boolean', help: 'log to the file only, not to the terminal' },
 };
+
+function provisioning(p: Parsed): ServiceConfig['provisioning'] {
+  const iface = str(p, 'provisioning-interface') ?? process.env.OOO_PROVISIONING_INTERFACE;
+  const range = str(p, 'dhcp-range'), discovery = str(p, 'discovery-range');
+  if (!iface) {
+    if (range || discovery) throw new ConfigError('--dhcp-range and --discovery-range need --provisioning-interface');
+    return undefined;
+  }
+  try {
+    return { interface: iface, range: range ? parseRange(range, '--dhcp-range') : undefined, discoveryRange: discovery ? parseRange(discovery, '--discovery-range') : undefined };
+  } catch (e) { throw new ConfigError((e as Error).message); }
+}
 
 function config(p: Parsed, only: string | undefined): ServiceConfig {
   try {
@@ -39,6 +55,7 @@ function config(p: Parsed, only: string | undefined): ServiceConfig {
       adminPassword: str(p, 'admin-password') ?? process.env.OOO_ADMIN_PASSWORD,
       waitTimeoutS: p.flags['wait-timeout'] as number | undefined,
       powerSyncS: p.flags['power-sync-interval'] as number | undefined,
+      provisioning: provisioning(p),
       deadAfterS: (p.flags['conductor-timeout'] as number | undefined) ?? (process.env.OOO_CONDUCTOR_TIMEOUT ? Number(process.env.OOO_CONDUCTOR_TIMEOUT) : undefined),
     };
   } catch (e) {
@@ -58,6 +75,7 @@ async function serve(p: Parsed, only: string | undefined, demo?: number): Promis
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${cfg.host}:${cfg.port}: the address is in use (another seed running? choose --listen)`, EXIT.unavailable);
     if (err.code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${cfg.host}:${cfg.port}: no such local address`, EXIT.usage);
+    if (err.name === 'DnsmasqConfigError') throw new CliError(`provisioning network: ${err.message}`, EXIT.usage);
     if (err.code === 'ECONNREFUSED' || /password authentication|does not exist/.test(err.message)) throw new CliError(`cannot open the database: ${err.message}`, EXIT.unavailable);
     throw e;
   }

@@ -202,6 +202,15 @@ export class Conductor {
           if (!r.ok || !sha || !len) throw new DriverError(`the image service could not provide image ${img.id} as raw (HTTP ${r.status})`, 'failed');
           return { url, sha256: sha, size: len };
         },
+        async imageFileUrl(ident: string, what: string) {
+          const rows = await db.all<{ id: string; status: string; sha256: string | null }>(
+            "SELECT id, status, sha256 FROM images WHERE id = ? OR (name = ? AND status = 'active')", [ident, ident]);
+          if (rows.length > 1) throw new DriverError(`${what}: ${rows.length} images are named '${ident}'; use an image id`, 'invalid_parameter');
+          const img = rows[0];
+          if (!img) throw new DriverError(`${what}: no image '${ident}' in the seed's image service`, 'invalid_parameter');
+          if (img.status !== 'active' || !img.sha256) throw new DriverError(`${what}: image ${img.id} is ${img.status}, not active: upload its data first`, 'invalid_parameter');
+          return `${(apiUrl ?? '').replace(/\/baremetal$/, '')}/images/${img.id}`;
+        },
         async putBlob(name: string, data: Buffer) {
           const sha256 = createHash('sha256').update(data).digest('hex');
           const packed = gzipSync(data);

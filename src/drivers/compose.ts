@@ -10,11 +10,12 @@ import './sim.js';
 import './agent/direct.js';
 import './ipmi.js';
 import './redfish.js';
+import './ipxe.js';
 
 registerHardwareType({
   name: 'fake-hardware',
   supported: {
-    bios: ['no-bios', 'fake'], boot: ['fake'], console: ['no-console', 'fake'], deploy: ['fake', 'direct'], inspect: ['fake', 'agent', 'no-inspect'],
+    bios: ['no-bios', 'fake'], boot: ['fake', 'ipxe'], console: ['no-console', 'fake'], deploy: ['fake', 'direct'], inspect: ['fake', 'agent', 'no-inspect'],
     management: ['fake'], network: ['noop', 'flat'], power: ['fake'], raid: ['no-raid', 'fake'], rescue: ['fake', 'no-rescue'],
     storage: ['noop', 'fake'], vendor: ['no-vendor', 'fake'],
   },
@@ -33,7 +34,7 @@ for (const [name, bmc] of [['ipmi', 'ipmi'], ['redfish', 'redfish']] as const) {
   registerHardwareType({
     name,
     supported: {
-      bios: ['no-bios'], boot: ['fake'], console: ['no-console'], deploy: ['direct', 'fake'], inspect: ['agent', 'no-inspect'],
+      bios: ['no-bios'], boot: ['ipxe', 'fake'], console: ['no-console'], deploy: ['direct', 'fake'], inspect: ['agent', 'no-inspect'],
       management: [bmc], network: ['flat', 'noop'], power: [bmc], raid: ['no-raid'], rescue: ['no-rescue'],
       storage: ['noop'], vendor: ['no-vendor'],
     },

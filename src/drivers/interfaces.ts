@@ -67,6 +67,8 @@ export interface Task {
      * form, and that form's sha256 and size.
      */
     resolveImage?(ident: string): Promise<{ url: string; sha256: string; size: number }>;
+    /** The URL machines fetch an image of the seed's image service at, as it is stored (kernels, initramfs); `what` names the setting in errors. */
+    imageFileUrl?(ident: string, what: string): Promise<string>;
     /** Keeps bytes for the node's agent to fetch (`/v1/agent/NODE/blobs/NAME`); returns their sha256 and size. */
     putBlob?(name: string, data: Buffer): Promise<{ sha256: string; size: number }>;
   };

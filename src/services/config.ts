@@ -19,6 +19,8 @@ export interface ServiceConfig {
   powerSyncS?: number;
   /** Seconds without a heartbeat after which a conductor is dead and its nodes are taken over. */
   deadAfterS?: number;
+  /** The provisioning network: DHCP/TFTP (dnsmasq) on this interface, machines reach the seed at its address. */
+  provisioning?: { interface: string; range?: { start: string; end: string }; discoveryRange?: { start: string; end: string } };
 }
 
 export function defaultDataDir(): string {

@@ -14,6 +14,7 @@ import { BAREMETAL_PREFIX } from '../api/baremetal/common.js';
 import { Conductor } from '../conductor/conductor.js';
 import { configureLogging, logger } from '../util/log.js';
 import type { ServiceConfig } from './config.js';
+import { ProvisioningNetwork } from '../boot/provisioning.js';
 
 const log = logger('seed');
 
@@ -22,6 +23,7 @@ export interface RunningSeed {
   cloudsYaml: string;
   db: Db;
   conductor?: Conductor;
+  provisioning?: ProvisioningNetwork;
   stop(): Promise<void>;
 }
 
@@ -37,6 +39,7 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
   if (applied) log.info('database schema migrated', { migrations: applied });
   const cloudsYaml = join(cfg.dataDir, 'clouds.yaml');
   let stopApi: (() => Promise<void>) | undefined;
+  let provisioning: ProvisioningNetwork | undefined;
   let url: string | undefined;
   const identity = new Identity(db);
   await identity.init();
@@ -53,15 +56,21 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
     await identity.registerService('identity', 'keystone', `${publicUrl}${IDENTITY_PREFIX}`);
     await identity.registerService('baremetal', 'ironic', `${publicUrl}${BAREMETAL_PREFIX}`);
     await identity.registerService('image', 'glance', `${publicUrl}/image`);
-    // Conductors hand this URL to the machines they boot (the ramdisk agent calls back to it).
-    await db.run(db.dialect === 'sqlite'
-      ? "INSERT INTO settings (key, value) VALUES ('baremetal_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-      : "INSERT INTO settings (key, value) VALUES ('baremetal_url', ?) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [`${publicUrl}${BAREMETAL_PREFIX}`]);
+    // Conductors hand this URL to the machines they boot (the ramdisk agent calls back to it);
+    // with a provisioning network, its address replaces it once that network is up.
+    await setSetting(db, 'baremetal_url', `${publicUrl}${BAREMETAL_PREFIX}`);
     // Conductors ask the image service for converted images at the address the API listens on.
     const local = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address}:${addr.port}`;
-    await db.run(db.dialect === 'sqlite'
-      ? "INSERT INTO settings (key, value) VALUES ('api_local_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-      : "INSERT INTO settings (key, value) VALUES ('api_local_url', ?) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [local]);
+    await setSetting(db, 'api_local_url', local);
+    if (cfg.provisioning) {
+      const wildcard = addr.address === '0.0.0.0' || addr.address === '::';
+      const plog = logger('provisioning');
+      provisioning = new ProvisioningNetwork(db, { ...cfg.provisioning, port: addr.port, stateDir: join(cfg.dataDir, 'provisioning'), log: (level, m) => plog[level](m) }, {
+        listenOn: async (address) => { if (!wildcard && address !== addr.address) await app.server.listenAlso(addr.port, address); },
+        setMachineUrl: (base) => setSetting(db, 'baremetal_url', `${base}${BAREMETAL_PREFIX}`),
+      });
+      await provisioning.start();
+    }
     const password = await identity.bootstrap(cfg.adminPassword);
     writeClouds(cloudsYaml, `${publicUrl}${IDENTITY_PREFIX}`, password, identity.region);
     stopApi = () => app.server.close();
@@ -76,15 +85,22 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
 
   let stopped = false;
   return {
-    url, cloudsYaml, db, conductor,
+    url, cloudsYaml, db, conductor, provisioning,
     async stop() {
       if (stopped) return;
       stopped = true;
+      await provisioning?.stop();
       await stopApi?.();
       await conductor?.stop();
       await db.close();
     },
   };
+}
+
+async function setSetting(db: Db, key: string, value: string): Promise<void> {
+  await db.run(db.dialect === 'sqlite'
+    ? 'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'
+    : 'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value', [key, value]);
 }
 
 /**

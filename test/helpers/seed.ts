@@ -53,7 +53,7 @@ export interface TestSeed {
   tokenFor(user: string, password: string, scope?: unknown): Promise<string>;
 }
 
-export async function startTestSeed(store: 'sqlite' | 'postgres' = 'sqlite', opts: { only?: ('api' | 'conductor')[]; waitTimeoutS?: number; powerSyncS?: number; conductorName?: string; deadAfterS?: number } = {}): Promise<TestSeed> {
+export async function startTestSeed(store: 'sqlite' | 'postgres' = 'sqlite', opts: { only?: ('api' | 'conductor')[]; waitTimeoutS?: number; powerSyncS?: number; conductorName?: string; deadAfterS?: number; provisioning?: { interface: string; range?: { start: string; end: string } } } = {}): Promise<TestSeed> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ooo-test-'));
   let database = '';
   let drop: (() => Promise<void>) | undefined;
@@ -61,7 +61,7 @@ export async function startTestSeed(store: 'sqlite' | 'postgres' = 'sqlite', opt
   const adminPassword = 'test-' + randomBytes(8).toString('hex');
   const seed = await startSeed({
     dataDir, host: '127.0.0.1', port: 0, database, only: new Set(opts.only ?? ['api', 'conductor']), conductorGroup: '',
-    adminPassword, waitTimeoutS: opts.waitTimeoutS, deadAfterS: opts.deadAfterS, powerSyncS: opts.powerSyncS, conductorName: opts.conductorName ?? `test-${randomBytes(3).toString('hex')}`,
+    adminPassword, waitTimeoutS: opts.waitTimeoutS, deadAfterS: opts.deadAfterS, powerSyncS: opts.powerSyncS, provisioning: opts.provisioning, conductorName: opts.conductorName ?? `test-${randomBytes(3).toString('hex')}`,
   });
   const url = seed.url!;
   const raw = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
