@@ -5,8 +5,9 @@
  * current one); hard off = stop + system_reset (status prelaunch); soft off = system_powerdown
  * (the guest handles the ACPI power button; with -no-shutdown qemu stays in status shutdown);
  * reset = system_reset. The boot device is the bootindex of the NIC and disk devices, set with
- * qom-set and read by the firmware at the next reset. A one-time override is replaced by the
- * persistent order as soon as one boot has started with it (ours or a reboot by the guest).
+ * qom-set. The firmware reads the order late (while it starts, not at the reset), so a one-time
+ * override is reported consumed as soon as one boot has started with it (ours or a reboot by the
+ * guest), but the persistent order is put back only right before the next boot.
  */
 import type { MachineBackend, MachineBootDevice, MachineBootOverride } from '../protocols/machine.js';
 import type { QmpClient, QmpEvent } from './qmp.js';
@@ -30,6 +31,8 @@ export class QemuMachine implements MachineBackend {
   private persistentDevice: MachineBootDevice = 'none';
   /** A one-time override is in the devices' bootindex and will be consumed by the next boot. */
   private oncePending = false;
+  /** A one-time override was consumed; its order stays in place until the next boot starts. */
+  private restorePending = false;
   private hooked: QmpClient | undefined;
   /** Boots started since creation (power on, reset, cycle, guest reboots). */
   boots = 0;
@@ -54,7 +57,7 @@ export class QemuMachine implements MachineBackend {
       this.hooked = q;
       // A reset the guest asks for (reboot) also consumes a one-time boot device.
       q.on('RESET', (e: QmpEvent) => {
-        if (e.data?.guest) void this.serial(async () => { this.boots++; await this.afterBoot(); }).catch(() => {});
+        if (e.data?.guest) void this.serial(async () => { this.boots++; await this.beforeBoot(); this.afterBoot(); }).catch(() => {});
       });
     }
     return q;
@@ -91,10 +94,11 @@ export class QemuMachine implements MachineBackend {
     const q = this.qmp();
     const s = await this.status();
     if (s === 'running' && run) await q.execute('stop');
+    await this.beforeBoot();
     await this.systemReset();
     this.boots++;
     if (run) await q.execute('cont');
-    await this.afterBoot();
+    this.afterBoot();
     this.log(`${this.name}: boot ${this.boots} (${this.describeOrder()})`);
   }
 
@@ -118,9 +122,10 @@ export class QemuMachine implements MachineBackend {
   reset(): Promise<void> { return this.serial(() => this.resetNow()); }
   private async resetNow(): Promise<void> {
     if ((await this.status()) !== 'running') return;
+    await this.beforeBoot();
     await this.systemReset();
     this.boots++;
-    await this.afterBoot();
+    this.afterBoot();
   }
 
   powerCycle(): Promise<void> { return this.serial(() => this.powerCycleNow()); }
@@ -134,15 +139,24 @@ export class QemuMachine implements MachineBackend {
   setBootOverride(o: MachineBootOverride): Promise<void> { return this.serial(() => this.setBootOverrideNow(o)); }
   private async setBootOverrideNow(o: MachineBootOverride): Promise<void> {
     this.override = { ...o };
+    this.restorePending = false;
     if (o.persistent) { this.persistentDevice = o.device; this.oncePending = false; }
     else this.oncePending = o.device !== 'none';
     await this.applyOrder(o.persistent || o.device !== 'none' ? o.device : this.persistentDevice);
   }
 
-  private async afterBoot(): Promise<void> {
+  /** Put the persistent order back if a consumed one-time override still holds the bootindex. */
+  private async beforeBoot(): Promise<void> {
+    if (!this.restorePending) return;
+    this.restorePending = false;
+    await this.applyOrder(this.persistentDevice).catch((e) => this.log(`${this.name}: restoring the boot order failed: ${(e as Error).message}`));
+  }
+
+  /** A boot started: a one-time override is now used up (as a BMC clears its boot flags). */
+  private afterBoot(): void {
     if (!this.oncePending) return;
     this.oncePending = false;
-    await this.applyOrder(this.persistentDevice).catch((e) => this.log(`${this.name}: restoring the boot order failed: ${(e as Error).message}`));
+    this.restorePending = true;
     this.override = { ...this.override, device: 'none' };
   }
 

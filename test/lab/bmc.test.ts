@@ -65,6 +65,9 @@ describe('lab machine behind a virtual IPMI BMC', { skip }, () => {
     assert.deepEqual(await m.bootIndexes(), { nic0: 1, disk0: 2 });
     await ipmitool('chassis', 'power', 'on');
     // That boot used pxe; the next one is back on the disk.
+    assert.match(await ipmitool('chassis', 'bootparam', 'get', '5'), /No override/);
+    await ipmitool('chassis', 'power', 'off');
+    await ipmitool('chassis', 'power', 'on');
     assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
     await ipmitool('chassis', 'power', 'off');
   });
@@ -114,6 +117,9 @@ describe('lab machine behind a virtual Redfish BMC', { skip: which('qemu-system-
     await call('PATCH', sys, { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } });
     assert.deepEqual(await m.bootIndexes(), { nic0: 1, disk0: 2 });
     await call('POST', reset, { ResetType: 'On' });
+    // Used by that boot; the disk order comes back for the next one.
+    assert.equal((await call('GET', sys)).Boot.BootSourceOverrideEnabled, 'Disabled');
+    await call('POST', reset, { ResetType: 'ForceRestart' });
     assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
     await call('POST', reset, { ResetType: 'ForceOff' });
   });

@@ -115,9 +115,13 @@ describe('QemuMachine over QMP', { skip }, () => {
     assert.deepEqual(await m.bootIndexes(), { nic0: 1, disk0: 2 });
     assert.equal((await m.bootOverride()).device, 'pxe');
     await m.powerOn();
-    // That boot used pxe; the next one goes back to disk.
-    assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
+    // That boot used pxe (the firmware reads the order while it starts: it stays until the next boot).
     assert.equal((await m.bootOverride()).device, 'none');
+    assert.deepEqual(await m.bootIndexes(), { nic0: 1, disk0: 2 });
+    await m.powerOff();
+    await m.powerOn();
+    // The next boot goes back to disk.
+    assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
     await m.setBootOverride({ device: 'none', persistent: true, mode: 'bios' });
     assert.deepEqual(await m.bootIndexes(), { nic0: 1, disk0: 2 });
     await m.powerOff();
@@ -185,6 +189,9 @@ describe('QemuMachine with a guest OS', { skip }, () => {
     const deadline = Date.now() + 3000;
     while ((await m.bootOverride()).device !== 'none' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal((await m.bootOverride()).device, 'none');
+    // The next boot is back on the persistent device.
+    await m.powerOff();
+    await m.powerOn();
     assert.deepEqual(await m.bootIndexes(), { nic0: 2, disk0: 1 });
     await m.powerOff();
   });

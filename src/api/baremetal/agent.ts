@@ -6,7 +6,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../../store/db.js';
 import { ApiError, Router, badRequest, notFound } from '../http.js';
-import { findNode, updateNode } from '../../store/nodes.js';
+import { addHistory, findNode, updateNode } from '../../store/nodes.js';
 import { isMac, normalizeMac } from '../../util/ids.js';
 import { S } from '../../conductor/states.js';
 import { Dispatcher } from './dispatch.js';
@@ -99,7 +99,10 @@ export function agentRoutes(router: Router, db: Db, dispatcher: Dispatcher, hear
     if (next) next.status = 'sent';
     const changed = { ...info, agent_commands: list, agent_connected: true, agent_last_seen: new Date().toISOString(), ...(req.query.get('agent_version') ? { agent_version: req.query.get('agent_version') } : {}) };
     if (!(await updateNode(db, node.id, { driver_internal_info: changed }, { reservation: null }))) return text('command=none\n');
-    if (first) await queueHeartbeat(node, { event: 'connected' });
+    if (first) {
+      await addHistory(db, node.id, { event: `ramdisk agent connected from ${req.remoteAddress.replace(/^::ffff:/, '')} (${node.provision_state})`, event_type: 'agent' });
+      await queueHeartbeat(node, { event: 'connected' });
+    }
     if (!next) return text('command=none\n');
     return text([`id=${next.id}`, `command=${next.command}`, ...Object.entries(next.args).map(([k, v]) => `arg.${k}=${String(v)}`)].join('\n') + '\n');
   });
