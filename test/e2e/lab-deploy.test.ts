@@ -37,6 +37,7 @@ describe('deploying lab machines through their BMCs', { skip }, () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let labDir = '';
+  const labDirs: string[] = [];
   let machineBase = '';
   const images: Record<string, { id: string; sha256: string; size: number }> = {};
 
@@ -65,7 +66,9 @@ describe('deploying lab machines through their BMCs', { skip }, () => {
     assert.equal(r.status, 202, JSON.stringify(r.body));
   };
   const labUp = async (driver: 'ipmi' | 'redfish') => {
+    if (labDir) await ooo('lab', 'down', '--dir', labDir); // a previous test that failed half-way
     labDir = join(dir, `lab-${driver}`);
+    labDirs.push(labDir);
     const r = await ooo('lab', 'up', '--nodes', '1', '--driver', driver, '--ipmi-port', '0', '--redfish-port', '0', '--dir', labDir);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     await Promise.race([s.seed.provisioning!.ready, new Promise((_, rej) => setTimeout(() => rej(new Error('provisioning network not up 30 s after lab up')), 30_000))]);
@@ -78,7 +81,7 @@ describe('deploying lab machines through their BMCs', { skip }, () => {
     dir = mkdtempSync(join(tmpdir(), 'ooo-labdeploy-'));
     chmodSync(dir, 0o755);
     execFileSync(OOO, ['image', 'build', '-t', 'ramdisk', '-o', join(dir, 'deploy'), 'busybox', 'deploy-ramdisk'], { stdio: 'ignore' });
-    markerElement(join(dir, 'elements'), MARKER);
+    markerElement(join(dir, 'elements'), MARKER, { poweroff: false });
     execFileSync(OOO, ['image', 'build', '-t', 'raw', '-o', join(dir, 'os'), '--elements-path', join(dir, 'elements'), 'busybox', 'vm', 'config-agent', 'marker'], { stdio: 'ignore' });
     s = await startTestSeed('sqlite', { provisioning: { interface: 'ooo-prov' }, waitTimeoutS: WAIT_TIMEOUT_S });
     env = { ...process.env, OS_CLIENT_CONFIG_FILE: join(s.dataDir, 'clouds.yaml'), OS_CLOUD: 'ooo' };
@@ -91,7 +94,7 @@ describe('deploying lab machines through their BMCs', { skip }, () => {
     machineBase = `http://192.0.2.1:${new URL(s.url).port}`;
   });
   after(async () => {
-    if (labDir) await ooo('lab', 'down', '--dir', labDir);
+    for (const d of labDirs) await ooo('lab', 'down', '--dir', d);
     await s?.stop();
     if (dir && !process.env.OOO_TEST_KEEP) rmSync(dir, { recursive: true, force: true });
   });
@@ -183,8 +186,9 @@ describe('deploying lab machines through their BMCs', { skip }, () => {
     assert.equal(n.power_state, 'power on');
     await eventually(async () => (await history('lab-0')).some((e: string) => /deployed OS reported in: lab-0/.test(e)), 180_000, `the deployed OS to report in; console:\n${serialOf('lab-0').slice(-2000)}`);
     console.log(`# deploy -> deployed OS reported in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    assert.match(serialOf('lab-0'), new RegExp(MARKER));
+    await eventually(async () => serialOf('lab-0').includes(MARKER), 30_000, 'the deployed OS to print its marker');
     assert.equal((await internal('lab-0')).ipxe_boot?.mode, 'local');
+    assert.equal((await s.bm('GET', '/v1/nodes/lab-0/states')).body.power_state, 'power on', 'the deployed OS keeps running');
 
     // undeploy: cleaned and available again, powered off.
     await provision('lab-0', 'deleted');

@@ -42,8 +42,8 @@ export function missingTools(...tools: string[]): string | undefined {
 }
 
 /** A test element that prints a marker on the console and powers off (ramdisk and disk boots). */
-export function markerElement(dir: string, marker: string): string {
-  const script = `!#!/bin/sh\necho "${marker} $(uname -r)"\nsync\npoweroff -f\n`;
+export function markerElement(dir: string, marker: string, opts: { poweroff?: boolean } = {}): string {
+  const script = `!#!/bin/sh\necho "${marker} $(uname -r)"\n${opts.poweroff === false ? '' : 'sync\npoweroff -f\n'}`;
   writeTree(join(dir, 'marker'), {
     'static/init.d/90-marker': script,
     'static/etc/rc.d/90-marker': script,
