@@ -89,6 +89,11 @@ export class ProvisioningNetwork {
     }
     const have = existsSync('/sys/class/net') ? readdirSync('/sys/class/net').sort().join(', ') : 'none';
     this.log('warn', `provisioning interface '${this.settings.interface}' does not exist or has no IPv4 address yet (interfaces: ${have}); DHCP and network boot start when it appears`);
+    this.waitForInterface();
+  }
+
+  /** Poll until the interface is there with an address, then configure (retrying bad settings every 10 s). */
+  private waitForInterface(): void {
     const poll = async () => {
       if (this.stopped) return;
       if (interfaceSubnets(this.settings.interface)?.length) {
@@ -101,6 +106,10 @@ export class ProvisioningNetwork {
       this.timer = setTimeout(() => void poll(), 500);
     };
     this.timer = setTimeout(() => void poll(), 500);
+  }
+
+  private ifindex(): string | undefined {
+    try { return readFileSync(`/sys/class/net/${this.settings.interface}/ifindex`, 'utf8').trim(); } catch { return undefined; }
   }
 
   private dnsmasqDir(): string {
@@ -130,7 +139,10 @@ export class ProvisioningNetwork {
     return groups ? `${groups.slice(0, 4).join(':')}::` : false;
   }
 
+  private configuredIndex: string | undefined;
+
   private async configure(): Promise<void> {
+    const index = this.ifindex();
     const subnet = interfaceSubnets(this.settings.interface)![0]!;
     const range = this.settings.range ?? this.defaultRange();
     const raPrefix = this.raPrefix();
@@ -150,11 +162,22 @@ export class ProvisioningNetwork {
     dnsmasq.on('dhcp', (e: { kind: string; mac: string; ip?: string }) => { if (e.kind === 'ACK') this.log('info', `DHCP ${e.ip} -> ${e.mac}`); });
     this.dnsmasq = dnsmasq;
     this.address = subnet.address;
+    this.configuredIndex = index;
+    this.lastHosts = '';
     this.log('info', `provisioning network: DHCP ${range.start}-${range.end}${this.settings.discoveryRange ? ` (discovery ${this.settings.discoveryRange.start}-${this.settings.discoveryRange.end})` : ''} on ${this.settings.interface}, machines reach the seed at ${base}`);
     await this.sync();
     this.readyResolve();
     const tick = () => {
       if (this.stopped) return;
+      if (this.ifindex() !== this.configuredIndex || !interfaceSubnets(this.settings.interface)?.length) {
+        // The interface went away (or was re-created): dnsmasq is bound to the old one.
+        this.log('warn', `provisioning interface '${this.settings.interface}' went away; DHCP stopped until it is back`);
+        const old = this.dnsmasq;
+        this.dnsmasq = undefined;
+        this.address = undefined;
+        void (old?.stop() ?? Promise.resolve()).then(() => { if (!this.stopped) this.waitForInterface(); });
+        return;
+      }
       this.syncing = this.sync().catch((e) => this.log('error', `DHCP hosts not updated: ${(e as Error).message}`));
       void this.syncing.then(() => { if (!this.stopped) this.timer = setTimeout(tick, this.settings.syncMs ?? 1000); });
     };

@@ -12,6 +12,10 @@ import { CLOUD_FLAGS, guarded, waitForNodes } from './common.js';
 import { importNodes } from './baremetal.js';
 import { configureLogging } from '../util/log.js';
 import { parseRange } from '../boot/provisioning.js';
+import { DEFAULT_DEPLOY_KERNEL, DEFAULT_DEPLOY_RAMDISK } from '../drivers/ipxe.js';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 const SERVICE_FLAGS: CommandSpec['flags'] = {
   'data-dir': { type: 'string', help: 'where the database, logs and clouds.yaml live (env OOO_DATA_DIR)', value: 'DIR' },
@@ -27,18 +31,20 @@ const SERVICE_FLAGS: CommandSpec['flags'] = {
   'provisioning-interface': { type: 'string', help: 'serve DHCP/TFTP/iPXE for enrolled machines on this interface; machines reach the seed at its address (env OOO_PROVISIONING_INTERFACE)', value: 'IFACE' },
   'dhcp-range': { type: 'string', help: 'addresses for enrolled machines (default: the interface subnet from its 10th address)', value: 'START-END' },
   'discovery-range': { type: 'string', help: 'also answer unknown machines from this range (opt-in discovery)', value: 'START-END' },
+  'next-server': { type: 'string', help: 'TFTP server for PXE firmware (default: the interface address)', value: 'ADDRESS' },
   quiet: { type: 'boolean', help: 'log to the file only, not to the terminal' },
 };
 
 function provisioning(p: Parsed): ServiceConfig['provisioning'] {
   const iface = str(p, 'provisioning-interface') ?? process.env.OOO_PROVISIONING_INTERFACE;
-  const range = str(p, 'dhcp-range'), discovery = str(p, 'discovery-range');
+  const range = str(p, 'dhcp-range'), discovery = str(p, 'discovery-range'), nextServer = str(p, 'next-server');
   if (!iface) {
-    if (range || discovery) throw new ConfigError('--dhcp-range and --discovery-range need --provisioning-interface');
+    if (range || discovery || nextServer) throw new ConfigError('--dhcp-range, --discovery-range and --next-server need --provisioning-interface');
     return undefined;
   }
   try {
-    return { interface: iface, range: range ? parseRange(range, '--dhcp-range') : undefined, discoveryRange: discovery ? parseRange(discovery, '--discovery-range') : undefined };
+    if (nextServer !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(nextServer)) throw new ConfigError(`--next-server must be an IPv4 address, got '${nextServer}'`);
+    return { interface: iface, range: range ? parseRange(range, '--dhcp-range') : undefined, discoveryRange: discovery ? parseRange(discovery, '--discovery-range') : undefined, nextServer };
   } catch (e) { throw new ConfigError((e as Error).message); }
 }
 
@@ -68,6 +74,15 @@ function config(p: Parsed, only: string | undefined): ServiceConfig {
 async function serve(p: Parsed, only: string | undefined, demo?: number): Promise<number> {
   if (p.flags.quiet) configureLogging({ stderr: false });
   const cfg = config(p, only);
+  const lab = p.flags.lab as number | undefined;
+  if (lab !== undefined) {
+    if (!Number.isInteger(lab) || lab < 1 || lab > 32) throw new CliError(`--lab must be 1..32, got '${String(lab)}'`, EXIT.usage);
+    if (demo) throw new CliError('--lab and --demo cannot be combined', EXIT.usage);
+    if (!['ipmi', 'redfish'].includes(String(p.flags['lab-driver']))) throw new CliError(`--lab-driver must be ipmi or redfish, got '${String(p.flags['lab-driver'])}'`, EXIT.usage);
+    if (process.getuid?.() !== 0) throw new CliError('--lab needs root (network namespaces, tap devices, DHCP)', EXIT.usage);
+    cfg.provisioning ??= { interface: 'ooo-prov' };
+    if (cfg.provisioning.interface !== 'ooo-prov') throw new CliError(`--lab uses the lab's provisioning interface ooo-prov, not '${cfg.provisioning.interface}'`, EXIT.usage);
+  }
   let seed;
   try {
     seed = await startSeed(cfg);
@@ -94,7 +109,18 @@ async function serve(p: Parsed, only: string | undefined, demo?: number): Promis
       (e) => print(`demo failed: ${(e as Error).message}`),
     );
   }
+  if (lab) {
+    runLabDemo(seed.cloudsYaml, cfg.dataDir, lab, String(p.flags['lab-driver'])).then(
+      () => print(`\nlab demo finished: ${lab} machine(s) deployed through their BMCs and running the deployed image. The seed keeps running; Ctrl-C stops it and removes the lab.`),
+      (e) => print(`lab demo failed: ${(e as Error).message}`),
+    );
+  }
   await done;
+  if (lab) {
+    const env = { ...process.env, OS_CLIENT_CONFIG_FILE: seed.cloudsYaml, OS_CLOUD: 'ooo' };
+    const r = await oooChild(['lab', 'down', '--dir', join(cfg.dataDir, 'lab')], env);
+    print(r.out.trim());
+  }
   await seed.stop();
   print('stopped');
   return EXIT.ok;
@@ -112,25 +138,97 @@ export async function runDemo(cloud: Cloud, count: number, prefix: string): Prom
     driver_info: { sim_delay_ms: 300, sim_deploy_s: 2, sim_cpus: 8 + 8 * (i % 3), sim_memory_mb: 32768, sim_disk_gb: 240 },
     ports: [{ address: `52:54:00:de:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` }],
   })));
+  await lifecycle(cloud, names, 'demo-image', true);
+  return EXIT.ok;
+}
+
+/** manage -> inspect -> provide -> deploy `image` (-> undeploy), all nodes at once, progress printed. */
+async function lifecycle(cloud: Cloud, names: string[], image: string, undeploy: boolean): Promise<void> {
   const step = async (label: string, verb: string, target: string, body: Record<string, unknown> = {}) => {
     print(`\n== ${label}`);
     for (const n of names) await cloud.baremetal('PUT', `/v1/nodes/${n}/states/provision`, { target: verb, ...body });
-    const code = await waitForNodes(cloud, names, target, 600);
+    const code = await waitForNodes(cloud, names, target, 3600);
     if (code) throw new CliError(`${label} did not finish`, code);
   };
   await step('manage (verify the BMCs)', 'manage', 'manageable');
   await step('inspect (discover hardware)', 'inspect', 'manageable');
   await step('provide (clean, make available)', 'provide', 'available');
-  for (const n of names) await cloud.baremetal('PATCH', `/v1/nodes/${n}`, [{ op: 'add', path: '/instance_info/image_source', value: 'demo-image' }]);
-  await step('deploy', 'active', 'active');
-  await step('undeploy (tear down, clean)', 'deleted', 'available');
-  return EXIT.ok;
+  for (const n of names) await cloud.baremetal('PATCH', `/v1/nodes/${n}`, [{ op: 'add', path: '/instance_info/image_source', value: image }]);
+  await step(`deploy ${image}`, 'active', 'active');
+  if (undeploy) await step('undeploy (tear down, clean)', 'deleted', 'available');
+}
+
+/** Runs `ooo ARGS` (this program) with the seed's cloud; output prefixed, returns the exit code. */
+function oooChild(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [process.argv[1]!, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const take = (d: Buffer) => { out += d.toString(); };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('exit', (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+export const DEMO_OS_IMAGE = 'ooo-demo-os';
+
+/**
+ * `seed up --lab N`: the deploy ramdisk and a small OS image (built here unless the image service
+ * has them), a virtual lab of N qemu VMs behind BMCs on the provisioning network, and the whole
+ * life cycle on them: manage, inspect, provide, deploy; the deployed machines then report in.
+ */
+async function runLabDemo(cloudsYaml: string, dataDir: string, count: number, driver: string): Promise<void> {
+  const env: NodeJS.ProcessEnv = { ...process.env, OS_CLIENT_CONFIG_FILE: cloudsYaml, OS_CLOUD: 'ooo' };
+  for (const k of Object.keys(env)) if (k.startsWith('OS_') && !['OS_CLIENT_CONFIG_FILE', 'OS_CLOUD'].includes(k)) delete env[k];
+  process.env.OS_CLIENT_CONFIG_FILE = cloudsYaml;
+  const cloud = new Cloud(loadCloud('ooo'));
+  const have = async (name: string) => ((await cloud.call('image', 'GET', `/v2/images?name=${encodeURIComponent(name)}&status=active`)).body as { images: unknown[] }).images.length > 0;
+  const run = async (what: string, args: string[]) => {
+    const r = await oooChild(args, env);
+    if (r.code !== 0) throw new CliError(`${what} failed:\n${r.out.trim()}`, r.code);
+    return r.out;
+  };
+  const images = join(dataDir, 'lab-images');
+  mkdirSync(images, { recursive: true });
+  if (!(await have(DEFAULT_DEPLOY_KERNEL)) || !(await have(DEFAULT_DEPLOY_RAMDISK))) {
+    print('building the deploy ramdisk (image builder: busybox + deploy-ramdisk) ...');
+    await run('building the deploy ramdisk', ['image', 'build', '-t', 'ramdisk', '-o', join(images, 'deploy'), 'busybox', 'deploy-ramdisk']);
+    await run('uploading the deploy kernel', ['image', 'upload', join(images, 'deploy.kernel'), '--name', DEFAULT_DEPLOY_KERNEL, '--disk-format', 'aki', '--container-format', 'aki']);
+    await run('uploading the deploy ramdisk', ['image', 'upload', join(images, 'deploy.initramfs'), '--name', DEFAULT_DEPLOY_RAMDISK, '--disk-format', 'ari', '--container-format', 'ari']);
+  }
+  if (!(await have(DEMO_OS_IMAGE))) {
+    print(`building the image to deploy, ${DEMO_OS_IMAGE} (busybox + vm + config-agent) ...`);
+    await run('building the OS image', ['image', 'build', '-t', 'raw', '-o', join(images, 'os'), 'busybox', 'vm', 'config-agent']);
+    await run('uploading the OS image', ['image', 'upload', join(images, 'os.raw'), '--name', DEMO_OS_IMAGE, '--disk-format', 'raw']);
+  }
+  const labDir = join(dataDir, 'lab');
+  await oooChild(['lab', 'down', '--dir', labDir], env); // a lab left by an earlier run
+  print(`starting the lab: ${count} VM(s) behind ${driver} BMCs ...`);
+  print((await run('ooo lab up', ['lab', 'up', '--nodes', String(count), '--driver', driver, '--dir', labDir])).trim());
+  const names = Array.from({ length: count }, (_, i) => `lab-${i}`);
+  await lifecycle(cloud, names, DEMO_OS_IMAGE, false);
+  const deadline = Date.now() + 300_000;
+  const pending = new Set(names);
+  while (pending.size && Date.now() < deadline) {
+    for (const n of [...pending]) {
+      const h = (await cloud.baremetal<{ history: { event: string }[] }>('GET', `/v1/nodes/${n}/history`)).history;
+      const e = h.find((x) => /deployed OS reported in/.test(x.event));
+      if (e) { print(`  ${n}: ${e.event}`); pending.delete(n); }
+    }
+    if (pending.size) await new Promise((r) => setTimeout(r, 1000));
+  }
+  if (pending.size) throw new CliError(`no report from the deployed OS of ${[...pending].join(', ')} within 300 s (see ooo lab status, and the serial logs in ${labDir})`, EXIT.timeout);
 }
 
 export const commands: CommandSpec[] = [
   {
     path: ['seed', 'up'], summary: 'start the seed (all services in one process) in the foreground',
-    flags: { ...SERVICE_FLAGS, demo: { type: 'number', help: 'also enroll N simulated machines and take them through their life cycle', value: 'N' } },
+    flags: {
+      ...SERVICE_FLAGS,
+      demo: { type: 'number', help: 'also enroll N simulated machines and take them through their life cycle', value: 'N' },
+      lab: { type: 'number', help: 'also start a virtual lab of N qemu VMs behind BMCs (root) on the provisioning network ooo-prov, and deploy an image built here onto them', value: 'N' },
+      'lab-driver': { type: 'string', help: 'BMC protocol of the lab VMs: ipmi or redfish', value: 'DRIVER', default: 'ipmi' },
+    },
     run: (p) => serve(p, undefined, p.flags.demo as number | undefined),
   },
   {

@@ -80,7 +80,7 @@ export const ipxeBoot: BootInterface = {
   },
 };
 
-registerInterface('boot', ipxeBoot, ['pxe']);
+registerInterface('boot', ipxeBoot);
 
 /**
  * The iPXE script for a node's next network boot, from its driver_internal_info; undefined when

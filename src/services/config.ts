@@ -20,7 +20,7 @@ export interface ServiceConfig {
   /** Seconds without a heartbeat after which a conductor is dead and its nodes are taken over. */
   deadAfterS?: number;
   /** The provisioning network: DHCP/TFTP (dnsmasq) on this interface, machines reach the seed at its address. */
-  provisioning?: { interface: string; range?: { start: string; end: string }; discoveryRange?: { start: string; end: string } };
+  provisioning?: { interface: string; range?: { start: string; end: string }; discoveryRange?: { start: string; end: string }; nextServer?: string };
 }
 
 export function defaultDataDir(): string {

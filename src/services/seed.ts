@@ -65,8 +65,13 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
     if (cfg.provisioning) {
       const wildcard = addr.address === '0.0.0.0' || addr.address === '::';
       const plog = logger('provisioning');
+      const listening = new Set([addr.address]);
       provisioning = new ProvisioningNetwork(db, { ...cfg.provisioning, port: addr.port, stateDir: join(cfg.dataDir, 'provisioning'), log: (level, m) => plog[level](m) }, {
-        listenOn: async (address) => { if (!wildcard && address !== addr.address) await app.server.listenAlso(addr.port, address); },
+        listenOn: async (address) => {
+          if (wildcard || listening.has(address)) return;
+          await app.server.listenAlso(addr.port, address);
+          listening.add(address);
+        },
         setMachineUrl: (base) => setSetting(db, 'baremetal_url', `${base}${BAREMETAL_PREFIX}`),
       });
       await provisioning.start();

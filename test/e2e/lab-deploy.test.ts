@@ -136,6 +136,8 @@ describe('deploying lab machines through their BMCs', { skip }, () => {
     assert.ok(n.properties.memory_mb > 400 && n.properties.memory_mb <= 512, `memory_mb ${n.properties.memory_mb}`);
     assert.deepEqual((await s.bm('GET', '/v1/nodes/lab-0/ports')).body.ports.map((p: any) => p.address), [mac]);
     assert.equal(n.power_state, 'power off');
+    assert.equal(n.resource_class, 'baremetal');
+    assert.ok(n.traits.includes('CUSTOM_INSPECTED_ARCH_X86_64') && n.traits.includes('CUSTOM_INSPECTED_BOOT_BIOS'), JSON.stringify(n.traits));
     assert.match(serialOf('lab-0'), /iPXE/);
 
     // provide: cleaning erases the disk (the lab's disk file, read from the host).

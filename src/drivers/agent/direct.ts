@@ -35,11 +35,14 @@ export async function bootRamdisk(task: Task): Promise<void> {
   const power = await d.power.getPowerState(task).catch(() => null);
   if (power === 'power on') await d.power.reboot(task);
   else await d.power.setPowerState(task, 'power on');
+  // Recorded, so that the power-state sync does not take it for a change made outside ooo.
+  await task.update({ power_state: 'power on' });
 }
 
 async function powerOffAndCleanUp(task: Task): Promise<void> {
   const d = driverOf(task);
   await d.power.setPowerState(task, 'power off');
+  await task.update({ power_state: 'power off' });
   await d.boot.cleanUpRamdisk(task);
 }
 
@@ -152,6 +155,7 @@ export const directDeploy: DeployInterface = {
       await d.boot.prepareInstance(task);
       await d.management.setBootDevice(task, 'disk', true);
       await d.power.setPowerState(task, 'power on');
+      await task.update({ power_state: 'power on' });
       await task.update({ driver_internal_info: { deploy_phase: undefined, agent_commands: undefined, agent_secret_token: undefined, agent_connected: undefined } });
       return 'done';
     }
@@ -160,6 +164,7 @@ export const directDeploy: DeployInterface = {
   async tearDown(task) {
     const d = driverOf(task);
     await d.power.setPowerState(task, 'power off');
+    await task.update({ power_state: 'power off' });
     await d.boot.cleanUpInstance(task);
     await task.update({ driver_internal_info: { os_report_token: undefined, os_report: undefined, root_device: undefined, configdrive_partition: undefined, deploy_image: undefined } });
   },
@@ -241,6 +246,14 @@ export const agentInspect: InspectInterface = {
     };
     if (inv.boot?.current_boot_mode) props.capabilities = `boot_mode:${inv.boot.current_boot_mode}`;
     await task.update({ properties: props, driver_internal_info: { inspection_inventory: inv, agent_commands: undefined } });
+    // Scheduling hints from the hardware: a resource class when the operator set none, and traits
+    // (kept alongside the operator's own).
+    const traits = new Set(task.node.traits);
+    for (const t of task.node.traits) if (t.startsWith('CUSTOM_INSPECTED_')) traits.delete(t);
+    if (inv.cpu?.architecture) traits.add(`CUSTOM_INSPECTED_ARCH_${inv.cpu.architecture.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`);
+    if (inv.boot?.current_boot_mode) traits.add(`CUSTOM_INSPECTED_BOOT_${inv.boot.current_boot_mode.toUpperCase()}`);
+    if (disks[0]) traits.add(disks[0].rotational ? 'CUSTOM_INSPECTED_ROOT_HDD' : 'CUSTOM_INSPECTED_ROOT_SSD');
+    await task.update({ traits: [...traits].sort(), ...(task.node.resource_class ? {} : { resource_class: 'baremetal' }) });
     if (inv.boot?.current_boot_mode === 'uefi' || inv.boot?.current_boot_mode === 'bios') await task.update({ boot_mode: inv.boot.current_boot_mode });
     await powerOffAndCleanUp(task);
     await task.update({ driver_internal_info: { agent_secret_token: undefined, agent_connected: undefined } });
