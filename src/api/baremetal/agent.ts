@@ -90,21 +90,32 @@ export function agentRoutes(router: Router, db: Db, dispatcher: Dispatcher, hear
   const text = (body: string) => ({ body, headers: { 'Content-Type': 'text/plain; charset=UTF-8' } });
 
   router.add(pub, 'GET', `${V}/agent/:node/commands/next`, async (req) => {
-    const node = await agentNode(req);
-    if (!AGENT_STATES.has(node.provision_state) || node.reservation) return text('command=none\n');
-    const info = node.driver_internal_info;
-    const list = ((info.agent_commands as AgentCommand[] | undefined) ?? []).map((c) => ({ ...c }));
-    const first = !info.agent_connected;
-    const next = list.find((c) => c.status === 'pending');
-    if (next) next.status = 'sent';
-    const changed = { ...info, agent_commands: list, agent_connected: true, agent_last_seen: new Date().toISOString(), ...(req.query.get('agent_version') ? { agent_version: req.query.get('agent_version') } : {}) };
-    if (!(await updateNode(db, node.id, { driver_internal_info: changed }, { reservation: null }))) return text('command=none\n');
-    if (first) {
-      await addHistory(db, node.id, { event: `ramdisk agent connected from ${req.remoteAddress.replace(/^::ffff:/, '')} (${node.provision_state})`, event_type: 'agent' });
-      await queueHeartbeat(node, { event: 'connected' });
+    // Long poll: with ?wait=S (at most 20) the answer comes as soon as a command is queued, so the
+    // agent does not sleep between the steps of a deployment.
+    const waitS = Math.min(20, Math.max(0, Number(req.query.get('wait') ?? 0) || 0));
+    const deadline = Date.now() + waitS * 1000;
+    for (;;) {
+      const node = await agentNode(req);
+      if (!AGENT_STATES.has(node.provision_state)) return text('command=none\n');
+      const info = node.driver_internal_info;
+      const list = ((info.agent_commands as AgentCommand[] | undefined) ?? []).map((c) => ({ ...c }));
+      const next = node.reservation ? undefined : list.find((c) => c.status === 'pending');
+      const first = !info.agent_connected;
+      if (!next && !first && Date.now() < deadline) { await new Promise((r) => setTimeout(r, 100)); continue; }
+      if (node.reservation) return text('command=none\n');
+      if (next) next.status = 'sent';
+      const changed = { ...info, agent_commands: list, agent_connected: true, agent_last_seen: new Date().toISOString(), ...(req.query.get('agent_version') ? { agent_version: req.query.get('agent_version') } : {}) };
+      if (!(await updateNode(db, node.id, { driver_internal_info: changed }, { reservation: null }))) {
+        if (Date.now() < deadline) { await new Promise((r) => setTimeout(r, 100)); continue; }
+        return text('command=none\n');
+      }
+      if (first) {
+        await addHistory(db, node.id, { event: `ramdisk agent connected from ${req.remoteAddress.replace(/^::ffff:/, '')} (${node.provision_state})`, event_type: 'agent' });
+        await queueHeartbeat(node, { event: 'connected' });
+      }
+      if (!next) return text('command=none\n');
+      return text([`id=${next.id}`, `command=${next.command}`, ...Object.entries(next.args).map(([k, v]) => `arg.${k}=${String(v)}`)].join('\n') + '\n');
     }
-    if (!next) return text('command=none\n');
-    return text([`id=${next.id}`, `command=${next.command}`, ...Object.entries(next.args).map(([k, v]) => `arg.${k}=${String(v)}`)].join('\n') + '\n');
   });
 
   router.add(pub, 'POST', `${V}/agent/:node/commands/:id`, async (req) => {
