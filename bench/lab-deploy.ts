@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       'element-deps': 'busybox\n',
       'static/init.d/40-write-probe': '!#!/bin/sh\ngrep -q ooo.write_probe /proc/cmdline || exit 0\na=$(cut -d" " -f1 /proc/uptime)\ndd if=/dev/zero of=/dev/vda bs=4M count=256 conv=fsync 2>/dev/null\nb=$(cut -d" " -f1 /proc/uptime)\necho "WRITE-PROBE $a $b"\npoweroff -f\n',
     });
-    execFileSync(OOO, ['image', 'build', '-t', 'ramdisk', '-o', join(dir, 'probe'), '--elements-path', join(dir, 'elements'), 'busybox', 'write-probe'], { stdio: 'ignore' });
+    execFileSync(OOO, ['image', 'build', '-t', 'ramdisk', '-o', join(dir, 'probe'), '--elements-path', join(dir, 'elements'), 'busybox', 'ramdisk', 'write-probe'], { stdio: 'ignore' });
     const probeDisk = join(dir, 'probe-disk.raw');
     closeSync(openSync(probeDisk, 'w'));
     execFileSync('truncate', ['-s', '2G', probeDisk]);
