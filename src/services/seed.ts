@@ -66,15 +66,23 @@ export async function startSeed(cfg: ServiceConfig): Promise<RunningSeed> {
       const wildcard = addr.address === '0.0.0.0' || addr.address === '::';
       const plog = logger('provisioning');
       const listening = new Set([addr.address]);
-      provisioning = new ProvisioningNetwork(db, { ...cfg.provisioning, port: addr.port, stateDir: join(cfg.dataDir, 'provisioning'), log: (level, m) => plog[level](m) }, {
-        listenOn: async (address) => {
-          if (wildcard || listening.has(address)) return;
-          await app.server.listenAlso(addr.port, address);
-          listening.add(address);
-        },
-        setMachineUrl: (base) => setSetting(db, 'baremetal_url', `${base}${BAREMETAL_PREFIX}`),
-      });
-      await provisioning.start();
+      try {
+        provisioning = new ProvisioningNetwork(db, { ...cfg.provisioning, port: addr.port, stateDir: join(cfg.dataDir, 'provisioning'), log: (level, m) => plog[level](m) }, {
+          listenOn: async (address) => {
+            if (wildcard || listening.has(address)) return;
+            await app.server.listenAlso(addr.port, address);
+            listening.add(address);
+          },
+          setMachineUrl: (base) => setSetting(db, 'baremetal_url', `${base}${BAREMETAL_PREFIX}`),
+        });
+        await provisioning.start();
+      } catch (e) {
+        // Nothing half-started stays behind: the caller gets the reason and a process that can exit.
+        await provisioning?.stop().catch(() => undefined);
+        await app.server.close();
+        await db.close();
+        throw e;
+      }
     }
     const password = await identity.bootstrap(cfg.adminPassword);
     writeClouds(cloudsYaml, `${publicUrl}${IDENTITY_PREFIX}`, password, identity.region);
