@@ -408,6 +408,15 @@ export class Conductor {
     }
   }
 
+  private async powerOffAfterFailure(task: Task, d: ResolvedDriver): Promise<void> {
+    try {
+      await d.power.setPowerState(task, 'power off');
+      await task.update({ power_state: 'power off' });
+    } catch (e) {
+      await task.event(`could not power off after the failure: ${(e as Error).message}`, 'warning');
+    }
+  }
+
   private async doDeploy(node: NodeRecord, task: Task, d: ResolvedDriver, args: Record<string, unknown>): Promise<void> {
     try {
       if (!args.resume) {
@@ -421,6 +430,7 @@ export class Conductor {
       }
       await this.transition(node, 'done', { last_error: null, deploy_step: {}, power_state: await this.readPower(task, d) });
     } catch (e) {
+      if (task.node.power_state === 'power on' && !(e instanceof StepFailure)) await this.powerOffAfterFailure(task, d);
       await this.fail(node, `Deploy of node ${node.uuid} failed: ${(e as Error).message}`);
       throw new StepFailure((e as Error).message);
     }
@@ -504,6 +514,9 @@ export class Conductor {
     try {
       r = await handler(task, (args.payload as Record<string, unknown>) ?? {});
     } catch (e) {
+      // As Ironic (power_off_after_deploy_failure): a failed deployment is powered off, so
+      // that a half-written disk is never left running or booted.
+      if (node.provision_state === S.DEPLOYWAIT && task.node.power_state === 'power on') await this.powerOffAfterFailure(task, d);
       await this.fail(node, (e as Error).message);
       throw new StepFailure((e as Error).message);
     }
