@@ -2,6 +2,7 @@
  * The seed's HTTP application: identity under /identity, bare metal under /baremetal, all on
  * one port, with the catalog pointing clients at each.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Db } from '../store/db.js';
 import { Identity } from '../identity/identity.js';
 import { HttpServer, Router } from './http.js';
@@ -41,8 +42,8 @@ function bootRoutes(router: Router, db: Db): void {
     log: (line) => bootLog.info(line),
   });
   const route = { style: 'plain' as const, public: true };
-  const serve = (req: { raw: import('node:http').IncomingMessage }) => ({
-    stream: async (res: import('node:http').ServerResponse) => {
+  const serve = (req: { raw: IncomingMessage }) => ({
+    stream: async (res: ServerResponse) => {
       try {
         if (!(await handler(req.raw, res))) { res.statusCode = 404; res.end('not found\n'); }
       } catch (e) {

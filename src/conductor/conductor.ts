@@ -179,21 +179,26 @@ export class Conductor {
     const db = this.db;
     const self = this;
     const apiUrl = (await this.db.get<{ value: string }>("SELECT value FROM settings WHERE key = 'baremetal_url'"))?.value;
+    const machineBase = (apiUrl ?? '').replace(/\/baremetal$/, '');
+    /** An image of the seed's image service by id or name, with its data; `what` names the setting in errors. */
+    const activeImage = async (ident: string, what: string) => {
+      const rows = await db.all<{ id: string; status: string; disk_format: string | null; sha256: string | null; size: number | null }>(
+        "SELECT id, status, disk_format, sha256, size FROM images WHERE id = ? OR (name = ? AND status = 'active')", [ident, ident]);
+      if (rows.length > 1) throw new DriverError(`${what}: ${rows.length} images are named '${ident}'; use an image id`, 'invalid_parameter');
+      const img = rows[0];
+      if (!img) throw new DriverError(`${what} '${ident}' is neither a URL nor an image of the seed's image service`, 'invalid_parameter');
+      if (img.status !== 'active' || !img.sha256) throw new DriverError(`${what}: image ${img.id} is ${img.status}, not active: upload its data first`, 'invalid_parameter');
+      return img;
+    };
     const task: Task & { node: DriverNode } = {
       node: dnode,
       driver,
       services: {
         apiUrl,
         async resolveImage(ident: string) {
-          const rows = await db.all<{ id: string; status: string; disk_format: string | null; sha256: string | null; size: number | null }>(
-            "SELECT id, status, disk_format, sha256, size FROM images WHERE id = ? OR (name = ? AND status = 'active')", [ident, ident]);
-          if (rows.length > 1) throw new DriverError(`${rows.length} images are named '${ident}': set instance_info.image_source to an image id`, 'invalid_parameter');
-          const img = rows[0];
-          if (!img) throw new DriverError(`instance_info.image_source '${ident}' is neither a URL nor an image of the seed's image service`, 'invalid_parameter');
-          if (img.status !== 'active' || !img.sha256) throw new DriverError(`image ${img.id} is ${img.status}, not active: upload its data first`, 'invalid_parameter');
-          const machineBase = (apiUrl ?? '').replace(/\/baremetal$/, '');
+          const img = await activeImage(ident, 'instance_info.image_source');
           const url = `${machineBase}/images/${img.id}/raw`;
-          if ((img.disk_format ?? 'raw') === 'raw') return { url, sha256: img.sha256, size: Number(img.size) };
+          if ((img.disk_format ?? 'raw') === 'raw') return { url, sha256: img.sha256!, size: Number(img.size) };
           // Other formats are converted to raw by the image service once; ask it for the result.
           const local = (await db.get<{ value: string }>("SELECT value FROM settings WHERE key = 'api_local_url'"))?.value ?? machineBase;
           const r = await fetch(`${local}/images/${img.id}/raw`, { method: 'HEAD' });
@@ -203,13 +208,7 @@ export class Conductor {
           return { url, sha256: sha, size: len };
         },
         async imageFileUrl(ident: string, what: string) {
-          const rows = await db.all<{ id: string; status: string; sha256: string | null }>(
-            "SELECT id, status, sha256 FROM images WHERE id = ? OR (name = ? AND status = 'active')", [ident, ident]);
-          if (rows.length > 1) throw new DriverError(`${what}: ${rows.length} images are named '${ident}'; use an image id`, 'invalid_parameter');
-          const img = rows[0];
-          if (!img) throw new DriverError(`${what}: no image '${ident}' in the seed's image service`, 'invalid_parameter');
-          if (img.status !== 'active' || !img.sha256) throw new DriverError(`${what}: image ${img.id} is ${img.status}, not active: upload its data first`, 'invalid_parameter');
-          return `${(apiUrl ?? '').replace(/\/baremetal$/, '')}/images/${img.id}`;
+          return `${machineBase}/images/${(await activeImage(ident, what)).id}`;
         },
         async putBlob(name: string, data: Buffer) {
           const sha256 = createHash('sha256').update(data).digest('hex');

@@ -12,20 +12,13 @@ import { join } from 'node:path';
 import { LabNetwork } from '../../src/lab/network.js';
 import { startSeed } from '../../src/services/seed.js';
 import { eventually, startTestSeed, TestSeed, waitState } from '../helpers/seed.js';
-import { labSkipReason } from '../lab/helpers.js';
+import { bootSkipReason } from '../lab/helpers.js';
 
 const tag = (process.pid % 100000).toString(36);
 const MAC = '52:54:00:0c:00:01';
 const MAC2 = '52:54:00:0c:00:02';
 
-function skipReason(): string | false {
-  const lab = labSkipReason();
-  if (lab) return lab;
-  if (!existsSync('/usr/sbin/dnsmasq')) return 'not installed: dnsmasq (Debian dnsmasq-base, see scripts/packages/lab.txt)';
-  if (!existsSync('/usr/lib/ipxe/undionly.kpxe')) return 'not installed: ipxe (see scripts/packages/lab.txt)';
-  return false;
-}
-const skip = skipReason();
+const skip = bootSkipReason();
 
 describe('provisioning network of the seed', { skip }, () => {
   let dir: string;

@@ -16,7 +16,7 @@ import { QemuMachine } from '../../src/lab/qemu-machine.js';
 import { Dnsmasq } from '../../src/boot/dnsmasq.js';
 import { bootHttpHandler } from '../../src/boot/http.js';
 import { renderLocalBootScript, renderRamdiskScript } from '../../src/boot/ipxe.js';
-import { findKernel, labSkipReason, markerInitramfs } from '../lab/helpers.js';
+import { bootSkipReason, findKernel, markerInitramfs } from '../lab/helpers.js';
 
 const MAC = '52:54:00:0b:00:01';
 const UEFI_MAC = '52:54:00:0b:00:02';
@@ -24,15 +24,7 @@ const OVMF = '/usr/share/ovmf/OVMF.fd';
 const MARKER = 'OOO-PXE-RAMDISK-UP';
 const tag = (process.pid % 100000).toString(36);
 
-function skipReason(): string | false {
-  const lab = labSkipReason('qemu-system-x86_64');
-  if (lab) return lab;
-  if (!existsSync('/usr/sbin/dnsmasq')) return 'not installed: dnsmasq (Debian dnsmasq-base, see scripts/packages/lab.txt)';
-  if (!existsSync('/usr/lib/ipxe/undionly.kpxe')) return 'not installed: ipxe (see scripts/packages/lab.txt)';
-  if (!existsSync('/bin/busybox')) return 'not installed: busybox-static';
-  return false;
-}
-const skip = skipReason();
+const skip = bootSkipReason('qemu-system-x86_64') || (!existsSync('/bin/busybox') && 'not installed: busybox-static');
 
 describe('PXE boot on the lab network', { skip }, () => {
   let dir: string;

@@ -14,22 +14,15 @@ import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, startTestSeed, TestSeed, waitState } from '../helpers/seed.js';
-import { labSkipReason, markerInitramfs } from '../lab/helpers.js';
+import { bootSkipReason, markerInitramfs } from '../lab/helpers.js';
 import { markerElement } from '../images/helpers.js';
 
 const OOO = join(process.cwd(), 'bin', 'ooo');
 const MARKER = 'OOO-LAB-OS-UP';
 const WAIT_TIMEOUT_S = 45;
 
-function skipReason(): string | false {
-  const lab = labSkipReason('qemu-system-x86_64', 'busybox', 'sfdisk', 'mke2fs', 'ipmitool');
-  if (lab) return lab;
-  if (!existsSync('/usr/sbin/dnsmasq')) return 'not installed: dnsmasq (Debian dnsmasq-base, see scripts/packages/lab.txt)';
-  if (!existsSync('/usr/lib/ipxe/undionly.kpxe')) return 'not installed: ipxe (see scripts/packages/lab.txt)';
-  if (existsSync('/sys/class/net/ooo-prov')) return 'the lab interface ooo-prov is in use (a lab is up: ooo lab down)';
-  return false;
-}
-const skip = skipReason();
+const skip = bootSkipReason('qemu-system-x86_64', 'busybox', 'sfdisk', 'mke2fs', 'ipmitool')
+  || (existsSync('/sys/class/net/ooo-prov') && 'the lab interface ooo-prov is in use (a lab is up: ooo lab down)');
 if (skip) console.log(`# lab deploy tests skipped: ${skip}`);
 
 describe('deploying lab machines through their BMCs', { skip }, () => {

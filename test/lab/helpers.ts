@@ -17,6 +17,15 @@ export function labSkipReason(...tools: string[]): string | false {
   return false;
 }
 
+/** Why network-boot tests (the lab plus dnsmasq and the iPXE binaries) cannot run here, or false. */
+export function bootSkipReason(...tools: string[]): string | false {
+  const lab = labSkipReason(...tools);
+  if (lab) return lab;
+  if (!existsSync('/usr/sbin/dnsmasq')) return 'not installed: dnsmasq (Debian dnsmasq-base, see scripts/packages/lab.txt)';
+  if (!existsSync('/usr/lib/ipxe/undionly.kpxe')) return 'not installed: ipxe (see scripts/packages/lab.txt)';
+  return false;
+}
+
 /**
  * A Debian kernel (vmlinuz): from the image builder's kernel cache when it has one, else
  * `apt-get download linux-image-6.1.0-*-amd64` + `dpkg -x` into ~/.cache/ooo/lab/kernel.
